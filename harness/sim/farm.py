@@ -1,0 +1,329 @@
+"""The virtual phone farm: an own adb server on a private port plus N virtual phones.
+
+``Farm(directory)`` owns one farm, recorded in ``farm.json`` in that directory (PIDs, ports,
+profiles). Every process it starts is recorded there and later stopped by PID, after checking
+that the PID still runs the command we started; nothing is ever killed by name. The farm's
+adb server is hermetic (see :mod:`harness.adb`) and listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.adb import AdbServer, free_port, pid_alive, pid_cmdline, stop_pid
+from harness.errors import AdbError, SimError
+from harness.sim import profiles
+from harness.sim.sandbox import PhoneLayout, SandboxMode, detect_mode
+
+STATE_FILE = "farm.json"
+LOCK_FILE = "farm.lock"
+PHONE_START_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 20.0
+DEFAULT_PROFILES = ("sm8650-16g", "sm8550-12g", "sm8475-8g")
+# Simulated seconds -> wall seconds. 0.1 makes an SDXL 1024 run take about 15 s, fast enough
+# to try things, slow enough to watch; tests use ~0.005.
+DEFAULT_TIME_SCALE = 0.1
+PHONE_MODULE = "harness.sim.phone"
+
+
+@dataclass
+class PhoneRecord:
+    """One running virtual phone."""
+
+    serial: str  # ro.serialno
+    profile: str
+    port: int
+    pid: int
+    base: str
+
+    @property
+    def adb_serial(self) -> str:
+        """The serial the adb server knows the phone by (``adb connect`` address)."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def layout(self) -> PhoneLayout:
+        return PhoneLayout(Path(self.base))
+
+
+@dataclass
+class FarmState:
+    adb_port: int
+    adb_pid: int
+    mode: str
+    time_scale: float
+    started: float
+    phones: list[PhoneRecord] = field(default_factory=list)
+    next_index: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> FarmState:
+        data = json.loads(text)
+        data["phones"] = [PhoneRecord(**ph) for ph in data.get("phones", [])]
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class PhoneStatus:
+    record: PhoneRecord
+    process_alive: bool
+    adb_state: str  # "device", "offline", "unauthorized", or "absent"
+
+
+@dataclass(frozen=True)
+class FarmStatus:
+    directory: Path
+    state: FarmState
+    adb_alive: bool
+    phones: list[PhoneStatus]
+
+    @property
+    def healthy(self) -> bool:
+        return self.adb_alive and all(
+            p.process_alive and p.adb_state == "device" for p in self.phones
+        )
+
+
+class Farm:
+    """A virtual farm living in ``directory`` (default: ``$HARNESS_HOME/sim``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    # ---- state -------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.directory / STATE_FILE
+
+    def load(self) -> FarmState | None:
+        try:
+            return FarmState.from_json(self.state_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SimError(f"corrupt farm state {self.state_path}: {exc}",
+                           hint="stop its processes by hand and delete the file") from exc
+
+    def _save(self, state: FarmState) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(state.to_json())
+        tmp.replace(self.state_path)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with (self.directory / LOCK_FILE).open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def adb_server(self, state: FarmState) -> AdbServer:
+        return AdbServer(port=state.adb_port, home=self.directory / "adb", pid=state.adb_pid)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def up(self, profile_names: Sequence[str] = (), phones: int | None = None,
+           time_scale: float = DEFAULT_TIME_SCALE, adb_port: int | None = None) -> FarmState:
+        """Start the adb server and the phones. Fails if this farm is already running."""
+        names = list(profile_names)
+        if phones is not None:
+            if phones < 1:
+                raise SimError("--phones must be at least 1")
+            pool = names or list(DEFAULT_PROFILES)
+            names = [pool[i % len(pool)] for i in range(phones)]
+        if not names:
+            names = list(DEFAULT_PROFILES)
+        for name in names:
+            profiles.load_profile(name)  # fail before starting anything
+        if time_scale <= 0:
+            raise SimError("--time-scale must be positive")
+        if adb_port == 5037:
+            raise SimError("refusing port 5037: it belongs to the user's own adb server")
+        with self._locked():
+            existing = self.load()
+            if existing is not None:
+                if self._alive(existing):
+                    raise SimError(f"a virtual farm is already running in {self.directory}",
+                                   hint="`harness sim status` shows it; `harness sim down`")
+                self._stop_all(existing)
+            mode = detect_mode()
+            server = AdbServer(port=adb_port or free_port(), home=self.directory / "adb")
+            server.start()
+            assert server.pid is not None
+            state = FarmState(adb_port=server.port, adb_pid=server.pid, mode=mode.value,
+                              time_scale=time_scale, started=time.time())
+            self._save(state)
+            try:
+                for name in names:
+                    self._start_phone(state, name)
+                    self._save(state)
+            except BaseException:
+                self._stop_all(state)
+                raise
+            return state
+
+    def down(self, wipe: bool = False) -> int:
+        """Stop every process this farm started; return how many phones were stopped."""
+        with self._locked():
+            state = self.load()
+            if state is None:
+                return 0
+            self._stop_all(state)
+            if wipe:
+                shutil.rmtree(self.directory / "phones", ignore_errors=True)
+            return len(state.phones)
+
+    def add_phone(self, profile_name: str) -> PhoneRecord:
+        profiles.load_profile(profile_name)
+        with self._locked():
+            state = self._require()
+            record = self._start_phone(state, profile_name)
+            self._save(state)
+            return record
+
+    def remove_phone(self, serial: str) -> PhoneRecord:
+        with self._locked():
+            state = self._require()
+            record = self.find(state, serial)
+            server = self.adb_server(state)
+            server.run("disconnect", record.adb_serial, check=False)
+            stop_pid(record.pid, expect=PHONE_MODULE)
+            state.phones.remove(record)
+            self._save(state)
+            return record
+
+    def drop_connections(self, serial: str) -> None:
+        """Cut the phone's TCP connections (a simulated cable pull); the phone keeps running."""
+        state = self._require()
+        record = self.find(state, serial)
+        if PHONE_MODULE not in _cmdline(record.pid):
+            raise SimError(f"phone {serial} is not running")
+        os.kill(record.pid, signal.SIGUSR1)
+
+    def status(self) -> FarmStatus | None:
+        state = self.load()
+        if state is None:
+            return None
+        server = self.adb_server(state)
+        adb_alive = pid_alive(state.adb_pid)
+        devices: dict[str, str] = {}
+        if adb_alive:
+            with contextlib.suppress(AdbError):
+                devices = parse_devices(server.run("devices", timeout=10).stdout)
+        phones = [
+            PhoneStatus(ph, pid_alive(ph.pid) and PHONE_MODULE in _cmdline(ph.pid),
+                        devices.get(ph.adb_serial, "absent"))
+            for ph in state.phones
+        ]
+        return FarmStatus(self.directory, state, adb_alive, phones)
+
+    # ---- helpers -----------------------------------------------------------------------
+    def find(self, state: FarmState, serial: str) -> PhoneRecord:
+        for record in state.phones:
+            if serial in (record.serial, record.adb_serial):
+                return record
+        known = ", ".join(r.serial for r in state.phones) or "none"
+        raise SimError(f"no virtual phone {serial!r} (phones: {known})")
+
+    def _require(self) -> FarmState:
+        state = self.load()
+        if state is None or not pid_alive(state.adb_pid):
+            raise SimError("no virtual farm is running", hint="start one with `harness sim up`")
+        return state
+
+    def _alive(self, state: FarmState) -> bool:
+        return pid_alive(state.adb_pid) and "adb" in _cmdline(state.adb_pid)
+
+    def _stop_all(self, state: FarmState) -> None:
+        for record in state.phones:
+            stop_pid(record.pid, expect=PHONE_MODULE)
+        stop_pid(state.adb_pid, expect="adb")
+        self.state_path.unlink(missing_ok=True)
+
+    def _start_phone(self, state: FarmState, profile_name: str) -> PhoneRecord:
+        profile = profiles.load_profile(profile_name)
+        serial = f"sim{state.next_index:02d}-{profile.soc_model.lower()}"
+        state.next_index += 1
+        layout = PhoneLayout(self.directory / "phones" / serial)
+        layout.base.mkdir(parents=True, exist_ok=True)
+        ready = layout.ctl / "ready.json"
+        ready.unlink(missing_ok=True)
+        env = dict(os.environ)
+        package_parent = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [package_parent, *filter(None, [env.get("PYTHONPATH")])])
+        env.pop("HARNESS_SIM_ROOT", None)
+        env.pop("HARNESS_SIM_DIR", None)
+        cmd = [sys.executable, "-m", PHONE_MODULE, "--base", str(layout.base),
+               "--serial", serial, "--profile", profile_name, "--mode", state.mode,
+               "--time-scale", repr(state.time_scale), "--hide", str(self.directory / "phones")]
+        with (layout.base / "phone.stderr").open("ab") as err:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True, cwd=self.directory)
+        deadline = time.monotonic() + PHONE_START_TIMEOUT_S
+        while not ready.exists():
+            if proc.poll() is not None:
+                tail = _tail(layout.base / "phone.stderr") or _tail(layout.log)
+                raise SimError(f"virtual phone {serial} exited with {proc.returncode}: {tail}")
+            if time.monotonic() > deadline:
+                stop_pid(proc.pid, expect=PHONE_MODULE)
+                raise SimError(f"virtual phone {serial} did not start within "
+                               f"{PHONE_START_TIMEOUT_S:g}s (see {layout.log})")
+            time.sleep(0.02)
+        port = int(json.loads(ready.read_text())["port"])
+        record = PhoneRecord(serial=serial, profile=profile_name, port=port, pid=proc.pid,
+                             base=str(layout.base))
+        state.phones.append(record)
+        self.connect(state, record)
+        return record
+
+    def connect(self, state: FarmState, record: PhoneRecord) -> None:
+        """``adb connect`` the phone and wait until the server reports it as a device."""
+        server = self.adb_server(state)
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            out = server.run("connect", record.adb_serial, check=False).stdout
+            if parse_devices(server.run("devices").stdout).get(record.adb_serial) == "device":
+                return
+            if time.monotonic() > deadline:
+                raise SimError(f"adb could not connect to {record.serial}: {out.strip()}")
+            time.sleep(0.1)
+
+
+def parse_devices(text: str) -> dict[str, str]:
+    """``adb devices`` output -> {serial: state}."""
+    devices = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and not line.startswith(("List of", "*")):
+            devices[parts[0]] = parts[1]
+    return devices
+
+
+def _cmdline(pid: int) -> str:
+    return pid_cmdline(pid)
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+__all__ = ["DEFAULT_PROFILES", "Farm", "FarmState", "FarmStatus", "PhoneRecord",
+           "SandboxMode", "parse_devices"]

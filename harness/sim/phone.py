@@ -1,0 +1,177 @@
+"""One virtual phone: a process that sandboxes itself and serves ADB on a loopback port.
+
+Started by :mod:`harness.sim.farm` as ``python -m harness.sim.phone ...``. It prepares the
+phone's filesystem and state, binds its port, enters the sandbox, then serves connections
+and ticks the phone's physical state (cooling, meminfo, sysfs) until SIGTERM. SIGUSR1 drops
+every host connection without stopping the phone (a simulated USB/Wi-Fi drop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from harness.sim import devtools, profiles, state
+from harness.sim.adbd import AdbDaemon, DeviceIdentity
+from harness.sim.sandbox import PhoneLayout, SandboxMode, command_mapper, enter, path_mapper
+from harness.sim.services import Services, ShellConfig
+
+log = logging.getLogger("harness.sim.phone")
+
+TICK_INTERVAL_S = 0.25  # how often meminfo, thermal zones and battery files are refreshed
+KILL_GRACE_S = 2.0
+READY_FILE = "ready.json"
+
+
+def android_env(serial: str, device: str, layout: PhoneLayout, mode: SandboxMode) -> dict[str, str]:
+    """The environment adbd gives a shell, plus the host's bin dirs for everyday tools."""
+    prefix = str(layout.root) if mode is SandboxMode.REWRITE else ""
+    env = {
+        "PATH": ":".join([f"{prefix}/system/bin", f"{prefix}/system/xbin",
+                          f"{prefix}/vendor/bin", "/usr/local/sbin", "/usr/local/bin",
+                          "/usr/sbin", "/usr/bin", "/sbin", "/bin"]),
+        "HOME": "/",
+        "TMPDIR": f"{prefix}/data/local/tmp",
+        "ANDROID_DATA": "/data",
+        "ANDROID_ROOT": "/system",
+        "ANDROID_STORAGE": "/storage",
+        "EXTERNAL_STORAGE": "/sdcard",
+        "ANDROID_SERIAL_NO": serial,
+        "HOSTNAME": device,
+        "USER": "shell",
+        "LOGNAME": "shell",
+        "SHELL": "/bin/sh",
+        "LANG": "C.UTF-8",
+    }
+    if mode is SandboxMode.REWRITE:
+        env["HARNESS_SIM_ROOT"] = str(layout.root)
+        env["HARNESS_SIM_DIR"] = str(layout.ctl)
+    return env
+
+
+def _same_namespace_pids() -> list[int]:
+    """Every process in our mount namespace but ourselves (all started by this phone)."""
+    own = os.readlink("/proc/self/ns/mnt")
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{entry}/ns/mnt") == own:
+                pids.append(int(entry))
+    return pids
+
+
+def _kill_phone_processes(mode: SandboxMode) -> None:
+    if mode is SandboxMode.REWRITE:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _same_namespace_pids()
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + KILL_GRACE_S
+        while time.monotonic() < deadline and _same_namespace_pids():
+            time.sleep(0.05)
+
+
+async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Path,
+                 phone_state: state.PhoneState) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, daemon.drop_connections)
+    server = await asyncio.start_server(daemon.handle, sock=sock)
+    ready = {"port": sock.getsockname()[1], "pid": os.getpid()}
+    (ctl / READY_FILE).write_text(json.dumps(ready))
+
+    async def ticker() -> None:
+        while True:
+            try:
+                phone_state.tick(fs_root, time.time())
+            except Exception:
+                log.exception("tick failed")
+            await asyncio.sleep(TICK_INTERVAL_S)
+
+    tick_task = loop.create_task(ticker())
+    try:
+        await stop.wait()
+    finally:
+        tick_task.cancel()
+        server.close()
+        daemon.drop_connections()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="harness.sim.phone")
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--serial", required=True)
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--mode", choices=[m.value for m in SandboxMode], required=True)
+    parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--hide", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    layout = PhoneLayout(args.base)
+    layout.base.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=layout.log, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Default dispositions: ignored signals would be inherited by every phone command.
+    for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR2, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_DFL)
+    mode = SandboxMode(args.mode)
+    profile = profiles.load_profile(args.profile)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.ctl.mkdir(parents=True, exist_ok=True)
+    (layout.ctl / READY_FILE).unlink(missing_ok=True)
+    state.init_phone(layout.ctl, profile, args.serial, args.time_scale)
+    devtools.install_system(layout.root, profile, args.serial)
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(64)
+
+    enter(layout, mode, args.hide, profile.data_size_mb)
+    in_sandbox = mode is not SandboxMode.REWRITE
+    ctl = Path("/.sim") if in_sandbox else layout.ctl
+    fs_root = Path("/") if in_sandbox else layout.root
+    if not in_sandbox:
+        os.environ["HARNESS_SIM_ROOT"] = str(layout.root)
+        os.environ["HARNESS_SIM_DIR"] = str(layout.ctl)
+    phone_state = state.PhoneState(ctl)
+    config = ShellConfig(
+        env=android_env(args.serial, profile.device, layout, mode),
+        cwd="/",
+        map_path=path_mapper(layout, mode),
+        map_command=command_mapper(layout, mode),
+    )
+    props = profile.props(args.serial)
+    daemon = AdbDaemon(DeviceIdentity(props), Services(config).table())
+    log.info("phone %s (%s) serving on port %d in %s mode", args.serial, profile.name,
+             sock.getsockname()[1], mode.value)
+    try:
+        asyncio.run(_serve(sock, daemon, ctl, fs_root, phone_state))
+    finally:
+        _kill_phone_processes(mode)
+        with contextlib.suppress(OSError):
+            (ctl / READY_FILE).unlink()
+    log.info("phone %s stopped", args.serial)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

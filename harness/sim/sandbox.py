@@ -1,0 +1,187 @@
+"""The per-phone sandbox in which device paths are real paths.
+
+A phone's process enters a private mount namespace (plus a user namespace when not root),
+builds a root directory in which the host's top-level directories are bind-mounted (so host
+tools and Python work unchanged) and the phone's own ``/data``, ``/system``, ``/vendor``,
+``/sdcard``, ``/sys`` and ``/.sim`` (its control directory) are its own, bind-mounts its
+generated meminfo over ``/proc/meminfo``, hides the farm's directory, and chroots there.
+Every command the phone runs inherits that view, so two phones never see each other's files.
+
+Where namespaces are unavailable (e.g. Ubuntu's AppArmor restriction on unprivileged user
+namespaces) the phone runs in ``rewrite`` mode: no namespace; device paths in sync requests
+and in command lines are rewritten to the phone's directory, and the simulated binaries
+translate paths through ``HARNESS_SIM_ROOT``. It is cruder but runs the built-in recipes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from harness.errors import SimError
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+
+# Directories each phone has of its own; every other top-level host directory is shared.
+PHONE_OWN_DIRS = ("data", "system", "vendor", "sdcard", "storage", "sys", "product", "odm",
+                  "apex", ".sim")
+# Device path prefixes translated in rewrite mode.
+DEVICE_PREFIXES = ("/data", "/system", "/vendor", "/sdcard", "/storage", "/sys", "/product")
+SIM_ENV_FORCE_MODE = "HARNESS_SIM_MODE"
+
+
+class SandboxMode(StrEnum):
+    ROOT = "root"  # we are root: a mount namespace is enough
+    USERNS = "userns"  # unprivileged: user + mount namespace
+    REWRITE = "rewrite"  # no namespaces: path rewriting
+
+
+@dataclass(frozen=True)
+class PhoneLayout:
+    """Host directories of one phone."""
+
+    base: Path
+
+    @property
+    def root(self) -> Path:
+        return self.base / "root"
+
+    @property
+    def ctl(self) -> Path:
+        return self.base / "ctl"
+
+    @property
+    def log(self) -> Path:
+        return self.base / "phone.log"
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise SimError(f"{what}: {os.strerror(errno)}")
+
+
+def _mount(src: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    libc = _libc()
+    result = libc.mount(src.encode(), target.encode(), fstype.encode() if fstype else None,
+                        ctypes.c_ulong(flags), data.encode() if data else None)
+    _check(result, f"mount {src} on {target}")
+
+
+def detect_mode() -> SandboxMode:
+    """The best mode this host allows (``HARNESS_SIM_MODE`` forces one)."""
+    forced = os.environ.get(SIM_ENV_FORCE_MODE)
+    if forced:
+        try:
+            return SandboxMode(forced)
+        except ValueError as exc:
+            choices = ", ".join(m.value for m in SandboxMode)
+            raise SimError(f"{SIM_ENV_FORCE_MODE}={forced!r} is not one of {choices}") from exc
+    if os.geteuid() == 0:
+        return SandboxMode.ROOT
+    probe = ["unshare", "--user", "--map-root-user", "--mount", "true"]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        if subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0:
+            return SandboxMode.USERNS
+    return SandboxMode.REWRITE
+
+
+def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int | None) -> None:
+    """Turn the calling (single-threaded) process into the phone's sandboxed root.
+
+    ``hide`` is the farm directory: other phones live there and must not be visible.
+    """
+    if mode is SandboxMode.REWRITE:
+        return
+    libc = _libc()
+    uid, gid = os.geteuid(), os.getegid()
+    flags = CLONE_NEWNS | (CLONE_NEWUSER if mode is SandboxMode.USERNS else 0)
+    _check(libc.unshare(ctypes.c_int(flags)), "unshare")
+    if mode is SandboxMode.USERNS:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+    _mount("none", "/", None, MS_REC | MS_PRIVATE)
+    root = layout.root
+    for entry in os.scandir("/"):
+        if entry.name in PHONE_OWN_DIRS or entry.name in ("proc", "lost+found"):
+            continue
+        target = root / entry.name
+        if entry.is_symlink():
+            if not target.is_symlink():
+                with contextlib.suppress(FileExistsError):
+                    target.symlink_to(os.readlink(entry.path))
+        elif entry.is_dir():
+            target.mkdir(exist_ok=True)
+            _mount(entry.path, str(target), None, MS_BIND | MS_REC)
+    (root / "proc").mkdir(exist_ok=True)
+    _mount("/proc", str(root / "proc"), None, MS_BIND | MS_REC)
+    _mount(str(layout.ctl / "meminfo"), str(root / "proc" / "meminfo"), None, MS_BIND)
+    (root / ".sim").mkdir(exist_ok=True)
+    _mount(str(layout.ctl), str(root / ".sim"), None, MS_BIND)
+    if data_size_mb:
+        _mount("tmpfs", str(root / "data"), "tmpfs", MS_NOSUID | MS_NODEV,
+               f"size={data_size_mb}m,mode=0771")
+        (root / "data" / "local" / "tmp").mkdir(parents=True, exist_ok=True)
+    hidden = root / hide.relative_to("/")
+    if hidden.is_dir():
+        _mount("tmpfs", str(hidden), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700")
+    os.chroot(root)
+    os.chdir("/")
+
+
+# ---- rewrite mode ------------------------------------------------------------------------
+
+_PREFIX_RE = re.compile(
+    r"(?<![\w./-])(" + "|".join(re.escape(p) for p in DEVICE_PREFIXES) + r")(?=/|\b|$)"
+)
+
+
+def path_mapper(layout: PhoneLayout, mode: SandboxMode) -> Callable[[str], str]:
+    if mode is not SandboxMode.REWRITE:
+        return lambda path: path
+    root = str(layout.root)
+
+    def map_path(path: str) -> str:
+        if path.startswith("/") and any(
+            path == pre or path.startswith(pre + "/") for pre in DEVICE_PREFIXES
+        ):
+            return root + path
+        if path == "/":
+            return root
+        return path
+
+    return map_path
+
+
+def command_mapper(layout: PhoneLayout, mode: SandboxMode) -> Callable[[str], str]:
+    if mode is not SandboxMode.REWRITE:
+        return lambda command: command
+    root = str(layout.root)
+    meminfo = str(layout.ctl / "meminfo")
+
+    def map_command(command: str) -> str:
+        command = command.replace("/proc/meminfo", meminfo)
+        return _PREFIX_RE.sub(lambda m: root + m.group(1), command)
+
+    return map_command

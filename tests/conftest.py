@@ -1,0 +1,47 @@
+"""Shared fixtures: a virtual farm started once per test session, on its own adb server.
+
+The farm lives in a temporary ``HARNESS_HOME`` and uses a private adb port, so the tests
+never touch a developer's real adb server (port 5037) or their harness state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from tests.simfarm import SimFarm
+
+# Tests run the simulated binaries this much faster than a real phone.
+TEST_TIME_SCALE = 0.005
+TEST_PROFILES = ("sm8650-16g", "sm8550-12g", "sm8475-8g", "sm8650-24g")
+
+
+@pytest.fixture(scope="session")
+def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("harness-home")
+    old = os.environ.get("HARNESS_HOME")
+    os.environ["HARNESS_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("HARNESS_HOME", None)
+    else:
+        os.environ["HARNESS_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def sim_farm(harness_home: Path) -> Iterator[SimFarm]:
+    """A running virtual farm with one phone per profile in TEST_PROFILES."""
+    from harness.sim.farm import Farm
+    from tests.simfarm import SimFarm
+
+    farm = Farm(harness_home / "sim")
+    farm.up(TEST_PROFILES, time_scale=TEST_TIME_SCALE)
+    try:
+        yield SimFarm(farm)
+    finally:
+        farm.down()
