@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.errors import AdbError
 
@@ -182,3 +183,39 @@ def stop_pid(pid: int, expect: str, grace_s: float = 5.0) -> bool:
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def adb_client(host: str = "127.0.0.1", port: int = DEFAULT_ADB_PORT,
+               socket_timeout: float = ADB_COMMAND_TIMEOUT_S) -> Any:
+    """An ``adbutils.AdbClient`` that never starts an adb server by itself.
+
+    Stock adbutils runs ``adb start-server`` (default port 5037) when it cannot reach the
+    server it was given: that would start or disturb the user's own server while we meant a
+    private one. Ours raises instead; harness decides when and which server to start.
+    """
+    return _safe_client_class()(host=host, port=port, socket_timeout=socket_timeout)
+
+
+_SAFE_CLIENT: Any = None
+
+
+def _safe_client_class() -> Any:
+    global _SAFE_CLIENT
+    if _SAFE_CLIENT is None:
+        import adbutils
+        from adbutils._adb import AdbConnection
+
+        class NoAutostartConnection(AdbConnection):  # type: ignore[misc]
+            def _safe_connect(self) -> Any:
+                return self._create_socket()
+
+        class SafeAdbClient(adbutils.AdbClient):  # type: ignore[misc]
+            def make_connection(self, timeout: float | None = None) -> Any:
+                conn = NoAutostartConnection(self.host, self.port)
+                chosen = timeout or self._BaseClient__socket_timeout
+                if chosen:
+                    conn.conn.settimeout(chosen)
+                return conn
+
+        _SAFE_CLIENT = SafeAdbClient
+    return _SAFE_CLIENT

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import adbutils
 
-from harness.adb import AdbServer
+from harness.adb import AdbServer, adb_client
 from harness.sim.farm import Farm, FarmState, PhoneRecord
 
 
@@ -52,7 +52,8 @@ class SimFarm:
         return result
 
     def client(self) -> adbutils.AdbClient:
-        return adbutils.AdbClient(host="127.0.0.1", port=self.state.adb_port, socket_timeout=60)
+        # Never adbutils' stock client: it would start a server on 5037 if ours were down.
+        return adb_client(port=self.state.adb_port, socket_timeout=60)
 
     def device(self, record: PhoneRecord) -> adbutils.AdbDevice:
         return self.client().device(record.adb_serial)

@@ -204,6 +204,21 @@ class Farm:
             self._save(state)
             return record
 
+    def restart_adb(self) -> None:
+        """Bring a dead farm adb server back on its port and reconnect every phone."""
+        with self._locked():
+            state = self._require_state()
+            if pid_alive(state.adb_pid) and "adb" in _cmdline(state.adb_pid):
+                return
+            server = AdbServer(port=state.adb_port, home=self.directory / "adb")
+            server.start()
+            assert server.pid is not None
+            state.adb_pid = server.pid
+            self._save(state)
+            for record in state.phones:
+                if pid_alive(record.pid):
+                    self.connect(state, record)
+
     def drop_connections(self, serial: str) -> None:
         """Cut the phone's TCP connections (a simulated cable pull); the phone keeps running."""
         state = self._require()
@@ -238,8 +253,15 @@ class Farm:
         raise SimError(f"no virtual phone {serial!r} (phones: {known})")
 
     def _require(self) -> FarmState:
+        state = self._require_state()
+        if not pid_alive(state.adb_pid):
+            raise SimError("the virtual farm's adb server is dead",
+                           hint="`harness sim down` then `harness sim up`")
+        return state
+
+    def _require_state(self) -> FarmState:
         state = self.load()
-        if state is None or not pid_alive(state.adb_pid):
+        if state is None:
             raise SimError("no virtual farm is running", hint="start one with `harness sim up`")
         return state
 

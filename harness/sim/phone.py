@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     sock.bind(("127.0.0.1", args.port))
     sock.listen(64)
 
-    enter(layout, mode, args.hide, profile.data_size_mb)
+    enter(layout, mode, args.hide, profile.data_size_mb, profile.rooted)
     in_sandbox = mode is not SandboxMode.REWRITE
     ctl = Path("/.sim") if in_sandbox else layout.ctl
     fs_root = Path("/") if in_sandbox else layout.root

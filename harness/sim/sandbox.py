@@ -106,7 +106,8 @@ def detect_mode() -> SandboxMode:
     return SandboxMode.REWRITE
 
 
-def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int | None) -> None:
+def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int | None,
+          rooted: bool = False) -> None:
     """Turn the calling (single-threaded) process into the phone's sandboxed root.
 
     ``hide`` is the farm directory: other phones live there and must not be visible.
@@ -143,6 +144,14 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
         _mount("tmpfs", str(root / "data"), "tmpfs", MS_NOSUID | MS_NODEV,
                f"size={data_size_mb}m,mode=0771")
         (root / "data" / "local" / "tmp").mkdir(parents=True, exist_ok=True)
+    else:
+        # A mount point of its own, so that `df /data` reports /data as on a phone.
+        _mount(str(root / "data"), str(root / "data"), None, MS_BIND)
+    if not rooted:
+        # The host's own su would make every phone look rooted to `command -v su`.
+        for su in ("usr/bin/su", "bin/su", "usr/sbin/su", "sbin/su"):
+            if (root / su).exists() and not (root / su).is_symlink():
+                _mount("/dev/null", str(root / su), None, MS_BIND)
     hidden = root / hide.relative_to("/")
     if hidden.is_dir():
         _mount("tmpfs", str(hidden), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700")
