@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -86,10 +87,38 @@ class Stream:
                 raise StreamClosed
             self._data_ready.clear()
             await self._data_ready.wait()
-        data = bytes(self._buf[:n])
+        with memoryview(self._buf) as view:
+            data = bytes(view[:n])
         del self._buf[:n]
         self._consumed()
         return data
+
+    async def read_into_fd(self, fd: int, n: int) -> OSError | None:
+        """Move ``n`` bytes from the host straight into a file descriptor (no extra copy).
+
+        A write error does not stop the transfer: the bytes are still consumed, so the
+        protocol stays in step; the first error is returned.
+        """
+        error: OSError | None = None
+        while n > 0:
+            while not self._buf:
+                if self.closed:
+                    raise StreamClosed
+                self._data_ready.clear()
+                await self._data_ready.wait()
+            take = min(n, len(self._buf))
+            if error is None:
+                try:
+                    with memoryview(self._buf) as view:
+                        done = 0
+                        while done < take:
+                            done += os.write(fd, view[done:take])
+                except OSError as exc:
+                    error = exc
+            del self._buf[:take]
+            n -= take
+            self._consumed()
+        return error
 
     # ---- device -> host ----
     async def write(self, data: bytes | memoryview) -> None:

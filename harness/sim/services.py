@@ -353,12 +353,9 @@ class SyncSession:
                 if tag == b"DATA":
                     if length > p.SYNC_DATA_MAX_BYTES:
                         raise SyncFailure(f"data chunk of {length} bytes too large")
-                    data = await self.stream.read_exactly(length)
-                    if failure is None:
-                        try:
-                            os.write(fd, data)
-                        except OSError as exc:
-                            failure = f"write failed: {exc.strerror}"
+                    error = await self.stream.read_into_fd(fd, length)
+                    if error is not None and failure is None:
+                        failure = f"write failed: {error.strerror}"
                 elif tag == b"DONE":
                     mtime = length
                     break
