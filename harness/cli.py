@@ -298,6 +298,16 @@ def _print_status(status: Any) -> None:
     out.print(table)
 
 
+def _register() -> None:
+    from harness import cli_sync
+
+    for command in cli_sync.COMMANDS:
+        cli.add_command(command)
+
+
+_register()
+
+
 # Registry used by tests/test_docs.py to check that every command has help text.
 def iter_commands() -> list[tuple[str, Callable[..., Any]]]:
     found: list[tuple[str, Any]] = []

@@ -31,7 +31,7 @@ from typing import Any
 
 from harness import yamlfile
 from harness.device import AdbEndpoint, Device
-from harness.errors import ConfigError, DeviceError, UsageError
+from harness.errors import ConfigError, DeviceError, HarnessError, UsageError
 from harness.facts import DeviceFacts
 from harness.home import harness_home, sim_dir
 from harness.lease import holder_of
@@ -328,7 +328,10 @@ class Selection:
 def _sim_port() -> int | None:
     from harness.sim.farm import Farm as SimFarm
 
-    state = SimFarm(sim_dir()).load()
+    try:
+        state = SimFarm(sim_dir()).load()
+    except HarnessError:
+        return None
     return state.adb_port if state is not None else None
 
 
@@ -336,3 +339,32 @@ def _restart_sim_server() -> None:
     from harness.sim.farm import Farm as SimFarm
 
     SimFarm(sim_dir()).restart_adb()
+
+
+def ensure_sim() -> None:
+    """Start the virtual farm with its defaults unless it already runs."""
+    from harness.sim.farm import Farm as SimFarm
+
+    sim = SimFarm(sim_dir())
+    status = sim.status()
+    if status is None or not status.adb_alive:
+        sim.up()
+
+
+def resolve(selector: str, farm_path: Path | None = None,
+            requirements: Requirements | None = None, many: bool = False) -> list[Device]:
+    """Turn ``--device`` into Devices: one (the first eligible) or, with ``many``, all.
+
+    ``sim`` starts the virtual farm when it is not running.
+    """
+    config = load_farm(farm_path)
+    if selector == "sim":
+        ensure_sim()
+        config = FarmConfig(config.servers, config.devices, config.exclude, True,
+                            config.source)
+    farm = Farm(config)
+    chosen = farm.select(selector, requirements).require_one()
+    if not many:  # prefer a phone no other harness job holds
+        chosen = sorted(chosen, key=lambda d: holder_of(d.serial) is not None)[:1]
+    items = chosen
+    return [item.device(farm) for item in items]
