@@ -24,6 +24,7 @@ from harness.errors import DeviceError
 SYNC_DATA_MAX_BYTES = 64 * 1024  # the protocol's limit for one DATA chunk
 SYNC_HEADER = struct.Struct("<4sI")
 SEND_BUFFER_BYTES = 4 * 1024 * 1024
+READ_BUFFER_BYTES = 256 * 1024
 
 Progress = Callable[[int, str], None]  # (bytes just sent, device path)
 
@@ -46,6 +47,14 @@ class PushItem:
         return self.local.stat().st_size
 
 
+@dataclass(frozen=True)
+class DirEntry:
+    name: str
+    mode: int
+    size: int  # sync v1 carries 32 bits: sizes of 4 GiB and more wrap
+    mtime: int
+
+
 class SyncError(DeviceError):
     """The phone refused a sync request (its FAIL message is in the error)."""
 
@@ -58,6 +67,7 @@ class SyncClient:
         self._conn: Any = device._open_service("sync:", timeout_s)
         self.sock: socket.socket = self._conn.conn
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        self._rfile = self.sock.makefile("rb", buffering=READ_BUFFER_BYTES)
 
     def __enter__(self) -> SyncClient:
         return self
@@ -69,17 +79,20 @@ class SyncClient:
         with contextlib.suppress(OSError):
             self.sock.sendall(SYNC_HEADER.pack(b"QUIT", 0))
         with contextlib.suppress(Exception):
+            self._rfile.close()
+        with contextlib.suppress(Exception):
             self._conn.close()
 
     # ---- reading ----
     def _read(self, n: int) -> bytes:
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise SyncError("connection closed during sync", serial=self.device.serial)
-            buf += chunk
-        return bytes(buf)
+        try:
+            data = self._rfile.read(n)
+        except OSError as exc:
+            raise SyncError(f"connection lost during sync: {exc}",
+                            serial=self.device.serial) from exc
+        if len(data) != n:
+            raise SyncError("connection closed during sync", serial=self.device.serial)
+        return bytes(data)
 
     def _reply(self) -> tuple[bytes, int]:
         tag, value = SYNC_HEADER.unpack(self._read(8))
@@ -102,6 +115,46 @@ class SyncClient:
             raise SyncError(f"bad STAT reply {tag!r}", serial=self.device.serial)
         size, mtime = struct.unpack("<II", self._read(8))
         return mode, size, mtime
+
+    def batch(self, requests: Sequence[tuple[bytes, str]]) -> list[Any]:
+        """Send every request at once, then read the replies in order (one round trip).
+
+        STAT -> (mode, size, mtime); LIST -> [DirEntry] (empty for a missing directory);
+        RECV -> bytes (a FAIL raises: RECV only what STAT showed to exist).
+        """
+        payload = bytearray()
+        for tag, path in requests:
+            data = path.encode()
+            payload += SYNC_HEADER.pack(tag, len(data)) + data
+        self.sock.sendall(payload)
+        replies: list[Any] = []
+        for tag, path in requests:
+            if tag == b"STAT":
+                _tag, mode = self._reply()
+                size, mtime = struct.unpack("<II", self._read(8))
+                replies.append((mode, size, mtime))
+            elif tag == b"LIST":
+                entries = []
+                while True:
+                    kind, mode, size, mtime, namelen = struct.unpack("<4sIIII", self._read(20))
+                    if kind == b"DONE":
+                        break
+                    name = self._read(namelen).decode("utf-8", "surrogateescape")
+                    if name not in (".", ".."):
+                        entries.append(DirEntry(name, mode, size, mtime))
+                replies.append(entries)
+            elif tag == b"RECV":
+                content = bytearray()
+                while True:
+                    kind, length = self._reply()
+                    if kind == b"DATA":
+                        content += self._read(length)
+                    elif kind == b"DONE":
+                        break
+                    elif kind == b"FAIL":
+                        raise self._fail(length, f"read {path}")
+                replies.append(bytes(content))
+        return replies
 
     def pull(self, remote: str, local: Path) -> int:
         """Copy a device file to ``local`` (written under a temporary name, then renamed)."""

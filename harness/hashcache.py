@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -44,28 +45,32 @@ class HashCache:
     def open_default(cls) -> HashCache:
         return cls(harness_home() / "cache" / "hashes.sqlite")
 
-    def hash_many(self, paths: Sequence[Path], workers: int = 4) -> dict[Path, str]:
-        """sha256 of every path, from the cache where (size, mtime) still match."""
+    def hash_many(self, paths: Sequence[Path], workers: int = 4,
+                  stats: Sequence[os.stat_result] | None = None) -> dict[Path, str]:
+        """sha256 of every path, from the cache where (size, mtime) still match.
+
+        ``stats`` (one per path) saves a stat call per file when the caller has them.
+        """
         result: dict[Path, str] = {}
-        todo: list[tuple[Path, int, int]] = []
+        todo: list[tuple[Path, str, int, int]] = []
+        keys = [str(p.absolute()) for p in paths]
+        rows: dict[str, tuple[int, int, str]] = {}
         with self._lock:
-            rows = {}
-            keys = [str(p.resolve()) for p in paths]
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for row in self._db.execute(
                         f"SELECT path, size, mtime_ns, sha256 FROM hashes "  # noqa: S608 - only "?" placeholders are formatted in
                         f"WHERE path IN ({marks})", chunk):
-                    rows[row[0]] = row[1:]
-        for path, key in zip(paths, keys, strict=True):
-            st = path.stat()
+                    rows[row[0]] = (row[1], row[2], row[3])
+        for i, (path, key) in enumerate(zip(paths, keys, strict=True)):
+            st = stats[i] if stats is not None else path.stat()
             cached = rows.get(key)
             if cached is not None and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
                 result[path] = cached[2]
                 self.hits += 1
             else:
-                todo.append((path, st.st_size, st.st_mtime_ns))
+                todo.append((path, key, st.st_size, st.st_mtime_ns))
         self.misses += len(todo)
         if todo:
             with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
@@ -73,8 +78,8 @@ class HashCache:
             with self._lock, self._db:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
-                    [(str(p.resolve()), size, mtime, d)
-                     for (p, size, mtime), d in zip(todo, digests, strict=True)])
-            for (path, _, _), digest in zip(todo, digests, strict=True):
+                    [(key, size, mtime, d) for (_, key, size, mtime), d
+                     in zip(todo, digests, strict=True)])
+            for (path, _, _, _), digest in zip(todo, digests, strict=True):
                 result[path] = digest
         return result

@@ -4,22 +4,29 @@ For each asset set a manifest on the phone (``/data/local/tmp/.harness/manifests
 records, per destination and relative path, the size, mtime, mode and sha256 of what harness
 put there. A sync costs:
 
-1. one shell round trip reading every manifest, a size/mtime/mode listing of every
-   destination and the free space — an unchanged set stops here, whatever its file count;
-2. one sync connection streaming every new or changed file under a temporary name
-   (``NAME.harness-tmp-TOKEN``, never the final name), plus the new manifest and a script;
-3. one shell round trip running that script: rename into place, delete (``--delete``),
-   remove stale temporaries of interrupted runs, install the manifest.
+1. one sync connection reading every manifest and a recursive size/mtime/mode listing of
+   every destination, as pipelined STAT/LIST/RECV batches — one batch per directory depth,
+   whatever the file count. An unchanged set stops here;
+2. one shell round trip for the free space (only when there is something to push);
+3. one sync connection streaming every new or changed file under a temporary name (never
+   the final name), plus the new manifest and a finishing script. A destination with
+   nothing on the phone yet is pushed as one staged directory;
+4. one shell round trip running that script: rename into place (one ``mv`` per staged
+   destination, one per changed file elsewhere), delete (``--delete``), remove temporaries
+   of interrupted runs, install the manifest.
 
 A file changed or deleted behind our back disagrees with the manifest's size/mtime in the
-listing and is pushed again; ``verify`` hashes on the phone.
+listing and is pushed again; ``verify`` hashes on the phone. Sync v1 carries 32-bit sizes:
+files of 4 GiB or more compare modulo 2**32 in the listing (the sha256 still differs).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import posixpath
+import stat
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -38,6 +45,7 @@ SCRIPT_DIR = "/data/local/tmp/.harness/tmp"
 TMP_MARK = ".harness-tmp-"
 SECTION = "@@harness-sync:"
 MANIFEST_VERSION = 1
+U32 = 0xFFFFFFFF  # sync v1 listings carry 32-bit sizes
 FREE_SPACE_MARGIN_BYTES = 16 * 1024 * 1024  # leave the phone's /data some room
 HASH_WORKERS = 4
 VERIFY_PARALLEL = 4  # sha256sum processes on the phone
@@ -81,6 +89,14 @@ class SetPlan:
     stale_tmp: list[str] = field(default_factory=list)
     unchanged: int = 0
     manifest_current: bool = False  # the phone's manifest already says exactly this
+    # Destinations with nothing on the phone yet: pushed into one staged directory that is
+    # renamed into place whole (one rename instead of one per file).
+    staged: set[str] = field(default_factory=set)
+
+    def tmp_name(self, f: LocalFile, token: str) -> str:
+        if f.dest_root in self.staged:
+            return f"{f.dest_root}{TMP_MARK}{token}/{f.rel}"
+        return f.remote + TMP_MARK + token
 
     @property
     def push_bytes(self) -> int:
@@ -106,95 +122,124 @@ class SyncResult:
         return bool(self.pushed or self.deleted)
 
 
+def _walk(top: Path) -> list[tuple[str, Path, os.stat_result]]:
+    """(relative posix path, path, stat) of every file under ``top``, in sorted order."""
+    found = []
+    stack = [(top, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            rel = f"{prefix}{entry.name}"
+            if entry.is_dir():  # follows symlinks, as the files below are pushed as files
+                stack.append((Path(entry.path), rel + "/"))
+            else:
+                found.append((rel, Path(entry.path), entry.stat()))
+    found.sort(key=lambda item: item[0])
+    return found
+
+
 def scan_set(asset_set: AssetSet, cache: HashCache) -> list[LocalFile]:
     """The local files of a set, hashed through the cache (only new/changed files hash)."""
-    found: list[tuple[str, str, Path, int | None]] = []
+    found: list[tuple[str, str, Path, int | None, os.stat_result]] = []
     for entry in asset_set.entries:
         src = entry.src
         if not src.exists():
             raise UsageError(f"asset set {asset_set.name}: {src} does not exist")
         if src.is_file():
-            found.append((entry.dest, "", src, entry.mode))
+            found.append((entry.dest, "", src, entry.mode, src.stat()))
             continue
         real_root = src.resolve()
-        for path in sorted(src.rglob("*")):
-            if path.is_dir():
-                continue
-            rel = path.relative_to(src).as_posix()
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(real_root):
-                    raise UsageError(f"asset set {asset_set.name}: {path} is a symlink "
-                                     f"escaping {src}")
+        for rel, path, st in _walk(src):
+            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                raise UsageError(f"asset set {asset_set.name}: {path} is a symlink "
+                                 f"escaping {src}")
             if "\n" in rel or TMP_MARK in rel:
                 raise UsageError(f"asset set {asset_set.name}: unsupported file name {rel!r}")
-            found.append((entry.dest, rel, path, entry.mode))
-    hashes = cache.hash_many([p for _, _, p, _ in found], workers=HASH_WORKERS)
-    files = []
-    for dest, rel, path, mode in found:
-        st = path.stat()
-        files.append(LocalFile(dest, rel, path, st.st_size, int(st.st_mtime),
-                               mode if mode is not None else st.st_mode & 0o777,
-                               hashes[path]))
-    return files
+            found.append((entry.dest, rel, path, entry.mode, st))
+    hashes = cache.hash_many([item[2] for item in found], workers=HASH_WORKERS,
+                             stats=[item[4] for item in found])
+    return [LocalFile(dest, rel, path, st.st_size, int(st.st_mtime),
+                      mode if mode is not None else st.st_mode & 0o777, hashes[path])
+            for dest, rel, path, mode, st in found]
 
 
 def _manifest_path(set_name: str) -> str:
     return f"{MANIFEST_DIR}/{set_name}.json"
 
 
-def remote_state_command(sets: Sequence[AssetSet]) -> str:
-    parts = []
-    for s in sets:
-        q = devshell.quote(_manifest_path(s.name))
-        parts.append(f"echo {devshell.quote(SECTION + 'manifest ' + s.name)}; "
-                     f"cat {q} 2>/dev/null; echo")
-        for dest in sorted({e.dest for e in s.entries}):
-            d = devshell.quote(dest)
-            parts.append(
-                f"echo {devshell.quote(SECTION + 'list ' + dest)}; "
-                f"if [ -d {d} ]; then find {d} \\( -type f -o -type l \\) "
-                f"-exec stat -c '%s %Y %a %n' {{}} + 2>/dev/null; "
-                f"elif [ -e {d} ]; then stat -c '%s %Y %a %n' {d}; fi")
-    parts.append(f"echo {SECTION}df; df -k /data/local/tmp 2>/dev/null | tail -n 1")
-    return "; ".join(parts)
-
-
 @dataclass
 class RemoteState:
     manifests: dict[str, dict[str, dict[str, list[object]]]]
     listings: dict[str, dict[str, RemoteFile]]  # dest -> full device path -> file
-    free_kb: int | None
+    stale: list[str]  # temporaries of interrupted runs (files or staged directories)
 
 
-def parse_remote_state(text: str) -> RemoteState:
-    manifests: dict[str, dict[str, dict[str, list[object]]]] = {}
-    listings: dict[str, dict[str, RemoteFile]] = {}
-    free_kb = None
-    kind, name = "", ""
-    for line in text.splitlines():
-        if line.startswith(SECTION):
-            kind, _, name = line[len(SECTION):].partition(" ")
-            if kind == "list":
-                listings[name] = {}
-            continue
-        if kind == "manifest" and line.strip():
-            try:
-                data = json.loads(line)
-                if data.get("version") == MANIFEST_VERSION:
-                    manifests[name] = data.get("entries", {})
-            except ValueError:
-                manifests[name] = {}  # corrupt manifest: everything is re-verified
-        elif kind == "list":
-            parts = line.split(" ", 3)
-            if len(parts) == 4 and parts[0].isdigit() and parts[1].isdigit():
-                listings[name][parts[3]] = RemoteFile(int(parts[0]), int(parts[1]),
-                                                      int(parts[2], 8))
-        elif kind == "df":
-            cols = line.split()
-            if len(cols) >= 4 and cols[3].isdigit():
-                free_kb = int(cols[3])
-    return RemoteState(manifests, listings, free_kb)
+def _parse_manifest(data: bytes) -> dict[str, dict[str, list[object]]]:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return {}  # corrupt: everything is re-checked against the listing
+    if isinstance(parsed, dict) and parsed.get("version") == MANIFEST_VERSION:
+        entries = parsed.get("entries", {})
+        return entries if isinstance(entries, dict) else {}
+    return {}
+
+
+def read_remote_state(client: SyncClient, sets: Sequence[AssetSet],
+                      dir_dests: set[str]) -> tuple[RemoteState, int]:
+    """Manifests, recursive listings of every destination and stale temporaries, read
+    through pipelined sync STAT/LIST/RECV batches (one batch per directory depth)."""
+    names = [s.name for s in sets]
+    dests = sorted({e.dest for s in sets for e in s.entries})
+    batch: list[tuple[bytes, str]] = [(b"STAT", _manifest_path(n)) for n in names]
+    parents = sorted({posixpath.dirname(d) for d in dests})
+    batch += [(b"LIST", p) for p in parents]
+    batch += [(b"STAT", d) for d in dests if d not in dir_dests]
+    batch += [(b"LIST", d) for d in dests if d in dir_dests]
+    state = RemoteState({}, {d: {} for d in dests}, [])
+    owner: dict[str, str] = {d: d for d in dests if d in dir_dests}  # dir -> its dest root
+    batches = 0
+    while batch:
+        replies = client.batch(batch)
+        batches += 1
+        follow: list[tuple[bytes, str]] = []
+        for (tag, path), reply in zip(batch, replies, strict=True):
+            if tag == b"STAT" and path.startswith(MANIFEST_DIR):
+                name = posixpath.basename(path)[: -len(".json")]
+                if stat.S_ISREG(reply[0]):
+                    follow.append((b"RECV", path))
+                else:
+                    state.manifests[name] = {}
+            elif tag == b"RECV":
+                state.manifests[posixpath.basename(path)[: -len(".json")]] = \
+                    _parse_manifest(reply)
+            elif tag == b"STAT":  # a single-file destination
+                if reply[0]:
+                    state.listings[path][path] = RemoteFile(reply[1], reply[2],
+                                                            reply[0] & 0o777)
+            elif path in parents and path not in owner:
+                for entry in reply:
+                    full = f"{path}/{entry.name}" if path != "/" else f"/{entry.name}"
+                    if TMP_MARK in entry.name and any(
+                            entry.name.startswith(posixpath.basename(d) + TMP_MARK)
+                            for d in dests if posixpath.dirname(d) == path):
+                        state.stale.append(full)
+            else:  # a directory under a destination
+                root = owner[path]
+                for entry in reply:
+                    full = f"{path}/{entry.name}"
+                    if stat.S_ISDIR(entry.mode):
+                        owner[full] = root
+                        follow.append((b"LIST", full))
+                    elif TMP_MARK in entry.name:
+                        state.stale.append(full)
+                    else:
+                        state.listings[root][full] = RemoteFile(entry.size, entry.mtime,
+                                                                entry.mode & 0o777)
+        batch = follow
+    return state, batches
 
 
 def plan_set(asset_set: AssetSet, local: list[LocalFile], remote: RemoteState,
@@ -211,10 +256,11 @@ def plan_set(asset_set: AssetSet, local: list[LocalFile], remote: RemoteState,
             if recorded is not None:
                 plan.repaired.append(f.remote)
             continue
-        same_as_local = (listed.size, listed.mtime, listed.mode) == (f.size, f.mtime, f.mode)
+        same_as_local = (listed.size, listed.mtime, listed.mode) == (f.size & U32, f.mtime,
+                                                                     f.mode)
         if recorded is not None:
             r_size, r_mtime, r_mode, r_sha = recorded
-            if (listed.size, listed.mtime) != (r_size, r_mtime):
+            if (listed.size, listed.mtime) != (int(str(r_size)) & U32, r_mtime):
                 plan.push.append(f)
                 plan.repaired.append(f.remote)
             elif r_sha != f.sha256 or r_mode != f.mode or not same_as_local:
@@ -226,11 +272,14 @@ def plan_set(asset_set: AssetSet, local: list[LocalFile], remote: RemoteState,
         else:
             plan.push.append(f)
     plan.manifest_current = manifest == _manifest_entries(local)
-    for dest in {f.dest_root for f in local} | {e.dest for e in asset_set.entries}:
+    dests = {f.dest_root for f in local} | {e.dest for e in asset_set.entries}
+    plan.stale_tmp = [p for p in remote.stale
+                      if any(p.startswith(d + TMP_MARK) or p.startswith(d + "/") for d in dests)]
+    plan.staged = {d for d in {f.dest_root for f in local if f.rel}
+                   if not remote.listings.get(d)}
+    for dest in dests:
         for path in remote.listings.get(dest, {}):
-            if TMP_MARK in posixpath.basename(path):
-                plan.stale_tmp.append(path)
-            elif delete and path not in wanted:
+            if delete and path not in wanted:
                 plan.delete.append(path)
     return plan
 
@@ -251,11 +300,18 @@ def _manifest_json(plan: SetPlan) -> bytes:
 def _finish_script(plans: Sequence[SetPlan], token: str) -> str:
     lines = ["#!/system/bin/sh", "rc=0"]
     for plan in plans:
-        for path in plan.stale_tmp + plan.delete:
+        for path in plan.stale_tmp:
+            lines.append(f"rm -rf {devshell.quote(path)}")
+        for path in plan.delete:
             lines.append(f"rm -f {devshell.quote(path)} || rc=1")
+        for dest in sorted(plan.staged):
+            q = devshell.quote(dest)
+            lines.append(f"rm -rf {q} && mkdir -p {devshell.quote(posixpath.dirname(dest))} "
+                         f"&& mv {devshell.quote(dest + TMP_MARK + token)} {q} || rc=1")
         for f in plan.push:
-            lines.append(f"mv -f {devshell.quote(f.remote + TMP_MARK + token)} "
-                         f"{devshell.quote(f.remote)} || rc=1")
+            if f.dest_root not in plan.staged:
+                lines.append(f"mv -f {devshell.quote(f.remote + TMP_MARK + token)} "
+                             f"{devshell.quote(f.remote)} || rc=1")
         m = _manifest_path(plan.asset_set)
         lines.append(f"mv -f {devshell.quote(m + TMP_MARK + token)} {devshell.quote(m)} "
                      "|| rc=1")
@@ -277,9 +333,17 @@ class Syncer:
 
     def plan(self, sets: Sequence[AssetSet], delete: bool = False) -> list[SetPlan]:
         local = {s.name: scan_set(s, self.cache) for s in sets}
-        remote = parse_remote_state(self._shell(remote_state_command(sets)))
-        self._free_kb = remote.free_kb
+        dir_dests = {f.dest_root for files in local.values() for f in files if f.rel}
+        dir_dests |= {e.dest for s in sets for e in s.entries if e.src.is_dir()}
+        with SyncClient(self.device) as client:
+            remote, batches = read_remote_state(client, sets, dir_dests)
+        self.round_trips += batches
         return [plan_set(s, local[s.name], remote, delete) for s in sets]
+
+    def _free_kb(self) -> int | None:
+        out = self._shell("df -k /data/local/tmp 2>/dev/null | tail -n 1", timeout=60)
+        cols = out.split()
+        return int(cols[3]) if len(cols) >= 4 and cols[3].isdigit() else None
 
     def sync(self, sets: Sequence[AssetSet], delete: bool = False,
              progress: ProgressFn | None = None, verify: bool = False) -> SyncResult:
@@ -302,8 +366,9 @@ class Syncer:
         return result
 
     def _check_space(self, needed: int) -> None:
-        if needed and self._free_kb is not None:
-            free = self._free_kb * 1024
+        free_kb = self._free_kb() if needed else None
+        if free_kb is not None:
+            free = free_kb * 1024
             if needed + FREE_SPACE_MARGIN_BYTES > free:
                 short = needed + FREE_SPACE_MARGIN_BYTES - free
                 raise InsufficientSpace(
@@ -322,7 +387,7 @@ class Syncer:
             if progress is not None:
                 progress(done[0], total, remote.split(TMP_MARK)[0])
 
-        items = [PushItem(f.remote + TMP_MARK + token, f.mode, f.mtime, local=f.path)
+        items = [PushItem(p.tmp_name(f, token), f.mode, f.mtime, local=f.path)
                  for p in plans for f in p.push]
         items += [PushItem(_manifest_path(p.asset_set) + TMP_MARK + token, 0o644,
                            int(time.time()), data=_manifest_json(p)) for p in plans]
