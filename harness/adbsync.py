@@ -9,6 +9,7 @@ caller reads the replies, as the ``adb push`` binary does.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import stat
 import struct
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.device import Device
+from harness.device import Device, close_connection
 from harness.errors import DeviceError
 
 SYNC_DATA_MAX_BYTES = 64 * 1024  # the protocol's limit for one DATA chunk
@@ -80,8 +81,7 @@ class SyncClient:
             self.sock.sendall(SYNC_HEADER.pack(b"QUIT", 0))
         with contextlib.suppress(Exception):
             self._rfile.close()
-        with contextlib.suppress(Exception):
-            self._conn.close()
+        close_connection(self._conn)
 
     # ---- reading ----
     def _read(self, n: int) -> bytes:
@@ -229,14 +229,20 @@ class SyncClient:
                     progress(len(chunk), item.remote)
         else:
             assert item.local is not None
-            buf = bytearray(SYNC_DATA_MAX_BYTES)
-            view = memoryview(buf)
+            # Headers from Python, payload by sendfile: the bytes never enter the process.
             with item.local.open("rb", buffering=0) as fh:
-                while True:
-                    n = fh.readinto(buf)
-                    if not n:
-                        break
-                    self._send_data(view[:n])
+                size = os.fstat(fh.fileno()).st_size
+                offset = 0
+                while offset < size:
+                    n = min(SYNC_DATA_MAX_BYTES, size - offset)
+                    self.sock.sendall(SYNC_HEADER.pack(b"DATA", n))
+                    # socket.sendfile honours the socket's timeout (os.sendfile would see
+                    # EAGAIN on a socket with a timeout, which is non-blocking underneath).
+                    done = self.sock.sendfile(fh, offset, n)
+                    if done != n:
+                        raise SyncError(f"{item.local} shrank while being pushed",
+                                        serial=self.device.serial)
+                    offset += n
                     sent[0] += n
                     if progress is not None:
                         progress(n, item.remote)

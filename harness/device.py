@@ -146,7 +146,11 @@ class Device:
     def _open_service(self, service: str, timeout_s: float | None) -> Any:
         """Open a device service; map adb's failures to typed errors naming the serial."""
         try:
-            conn = self._adb().open_transport(timeout=CONNECT_TIMEOUT_S)
+            # host:transport:SERIAL directly: adbutils' open_transport first asks the server
+            # its version over a second connection, and its close() sleeps 10 ms.
+            conn = self.endpoint.client().make_connection(timeout=CONNECT_TIMEOUT_S)
+            conn.send_command(f"host:transport:{self.serial}")
+            conn.check_okay()
             conn.send_command(service)
             conn.check_okay()
         except Exception as exc:
@@ -298,8 +302,7 @@ class Device:
         except OSError as exc:
             raise DeviceDisconnected(f"connection lost: {exc}", serial=self.serial) from exc
         finally:
-            with contextlib.suppress(Exception):
-                conn.close()
+            close_connection(conn)
         if on_output is not None:
             for kind, rest in pending.items():
                 if rest:
@@ -327,6 +330,12 @@ class Device:
 
     def read_file(self, path: str) -> bytes:
         return self.run(["cat", path], check=True).stdout
+
+
+def close_connection(conn: Any) -> None:
+    """Close an adbutils connection at once (its own close() sleeps 10 ms)."""
+    with contextlib.suppress(Exception):
+        conn.conn.close()
 
 
 def _emit_lines(pending: bytearray, body: bytes, kind: int, callback: OutputCallback) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -306,6 +307,11 @@ class AdbDaemon:
         self.connections: set[Connection] = set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # Header and payload go out as separate writes: without NODELAY, Nagle holds the
+            # second one for the peer's delayed ACK (40 ms per message on Linux).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = Connection(reader, writer, self.identity, self.services)
         self.connections.add(conn)
         try:

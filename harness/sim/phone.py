@@ -130,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(filename=layout.log, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Default dispositions: ignored signals would be inherited by every phone command.
-    for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR2, signal.SIGALRM):
+    for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR2, signal.SIGALRM,
+                signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
         signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     mode = SandboxMode(args.mode)
     profile = profiles.load_profile(args.profile)
     layout.root.mkdir(parents=True, exist_ok=True)
