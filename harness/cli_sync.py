@@ -34,13 +34,13 @@ def _console() -> Console:
 def _sets(names: tuple[str, ...]) -> list[Any]:
     from harness.asset_sets import load_asset_sets
     from harness.errors import UsageError
-    from harness.yamlfile import did_you_mean
+    from harness.yamlpos import suggest
 
     available = load_asset_sets()
     chosen = []
     for name in names:
         if name not in available:
-            raise UsageError(f"no asset set {name!r}{did_you_mean(name, available)}",
+            raise UsageError(f"no asset set {name!r}{suggest(name, available)}",
                              hint="`harness assets list` shows them")
         chosen.append(available[name])
     _ensure_demo_assets(chosen)

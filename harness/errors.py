@@ -13,6 +13,7 @@ EXIT_ERROR = 1  # any HarnessError not listed below
 EXIT_USAGE = 2  # bad command line or bad input file (click uses 2 too)
 EXIT_DEVICE = 3  # a phone or adb server could not be reached or misbehaved
 EXIT_SIM = 4  # the virtual farm could not be started or stopped
+EXIT_RUN_FAILED = 5  # a run ended, was stored, and failed (a step exited non-zero, OOM...)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell would report it
 
 

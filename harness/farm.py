@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import yamlfile
 from harness.device import AdbEndpoint, Device
 from harness.errors import ConfigError, DeviceError, HarnessError, UsageError
 from harness.facts import DeviceFacts
 from harness.home import harness_home, sim_dir
 from harness.lease import holder_of
+from harness.plan import Requirements
+from harness.yamlpos import PosDict, check_keys, load_yaml, pos_of, suggest
 
 FARM_FILE_NAME = "farm.yaml"
 SIM_SERVER_NAME = "sim"
@@ -61,24 +62,6 @@ class FarmConfig:
     exclude: dict[str, str] = field(default_factory=dict)
     include_sim: bool = True
     source: str = "(default)"
-
-
-@dataclass(frozen=True)
-class Requirements:
-    """What a recipe needs of a phone."""
-
-    min_ram_gb: int | None = None
-    socs: tuple[str, ...] = ()
-
-    def reasons(self, facts: DeviceFacts) -> list[str]:
-        why = []
-        ram = facts.marketed_ram_gb
-        if self.min_ram_gb is not None and (ram is None or ram < self.min_ram_gb):
-            have = f"{ram} GB" if ram is not None else "unknown RAM"
-            why.append(f"has {have}, needs {self.min_ram_gb} GB")
-        if self.socs and facts.soc_model.upper() not in {s.upper() for s in self.socs}:
-            why.append(f"SoC {facts.soc_model or '?'} not in {', '.join(self.socs)}")
-        return why
 
 
 @dataclass
@@ -139,18 +122,18 @@ def load_farm(path: Path | None = None) -> FarmConfig:
         if explicit:
             raise ConfigError(f"{path}: no such farm file")
         return FarmConfig()
-    data = yamlfile.load(path)
+    data = load_yaml(path)
     name = str(path)
     if data is None:
         return FarmConfig(servers=(), source=name)
-    if not isinstance(data, yamlfile.LineDict):
+    if not isinstance(data, PosDict):
         raise ConfigError(f"{name}:1: a farm file is a mapping (servers, devices, exclude)")
-    yamlfile.check_keys(name, data, ("servers", "devices", "exclude", "sim"), "the farm file")
+    check_keys(data, ("servers", "devices", "exclude", "sim"), "the farm file")
     servers = _servers(name, data)
     devices: dict[str, DeviceSpec] = {}
     raw_devices = data.get("devices") or {}
     if not isinstance(raw_devices, dict):
-        raise ConfigError(f"{yamlfile.where(name, data, 'devices')}: devices must be a mapping")
+        raise ConfigError(f"{pos_of(data, 'devices')}: devices must be a mapping")
     for serial, spec in raw_devices.items():
         devices[str(serial)] = _device_spec(name, raw_devices, serial, spec)
     nicknames = [d.nickname for d in devices.values() if d.nickname]
@@ -159,30 +142,30 @@ def load_farm(path: Path | None = None) -> FarmConfig:
         raise ConfigError(f"{name}: nickname used twice: {', '.join(sorted(dupes))}")
     exclude = data.get("exclude") or {}
     if not isinstance(exclude, dict):
-        raise ConfigError(f"{yamlfile.where(name, data, 'exclude')}: exclude must map "
+        raise ConfigError(f"{pos_of(data, 'exclude')}: exclude must map "
                           "serial -> reason")
     sim = data.get("sim", True)
     if not isinstance(sim, bool):
-        raise ConfigError(f"{yamlfile.where(name, data, 'sim')}: sim must be true or false")
+        raise ConfigError(f"{pos_of(data, 'sim')}: sim must be true or false")
     return FarmConfig(tuple(servers), devices, {str(k): str(v) for k, v in exclude.items()},
                       sim, name)
 
 
-def _servers(name: str, data: yamlfile.LineDict) -> list[ServerSpec]:
+def _servers(name: str, data: PosDict) -> list[ServerSpec]:
     raw = data.get("servers")
     if raw is None:
         return [ServerSpec("local")]
     if not isinstance(raw, list):
-        raise ConfigError(f"{yamlfile.where(name, data, 'servers')}: servers must be a list")
+        raise ConfigError(f"{pos_of(data, 'servers')}: servers must be a list")
     servers = []
     for i, item in enumerate(raw):
-        if not isinstance(item, yamlfile.LineDict):
-            raise ConfigError(f"{yamlfile.where(name, data, 'servers')}: server {i + 1} must "
+        if not isinstance(item, PosDict):
+            raise ConfigError(f"{pos_of(data, 'servers')}: server {i + 1} must "
                               "be a mapping with host/port/name")
-        yamlfile.check_keys(name, item, ("name", "host", "port"), "a server")
+        check_keys(item, ("name", "host", "port"), "a server")
         port = item.get("port", 5037)
         if not isinstance(port, int) or not 0 < port < 65536:
-            raise ConfigError(f"{yamlfile.where(name, item, 'port')}: port must be 1-65535")
+            raise ConfigError(f"{pos_of(item, 'port')}: port must be 1-65535")
         host = str(item.get("host", "127.0.0.1"))
         servers.append(ServerSpec(str(item.get("name", f"{host}:{port}")), host, port))
     names = [s.name for s in servers]
@@ -194,13 +177,13 @@ def _servers(name: str, data: yamlfile.LineDict) -> list[ServerSpec]:
 def _device_spec(name: str, parent: Any, serial: Any, spec: Any) -> DeviceSpec:
     if spec is None:
         return DeviceSpec()
-    if not isinstance(spec, yamlfile.LineDict):
-        raise ConfigError(f"{yamlfile.where(name, parent, serial)}: device {serial} must be a "
+    if not isinstance(spec, PosDict):
+        raise ConfigError(f"{pos_of(parent, serial)}: device {serial} must be a "
                           "mapping (nickname, tags)")
-    yamlfile.check_keys(name, spec, ("nickname", "tags"), f"device {serial}")
+    check_keys(spec, ("nickname", "tags"), f"device {serial}")
     tags = spec.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str | int) for t in tags):
-        raise ConfigError(f"{yamlfile.where(name, spec, 'tags')}: tags must be a list of words")
+        raise ConfigError(f"{pos_of(spec, 'tags')}: tags must be a list of words")
     nickname = spec.get("nickname")
     return DeviceSpec(str(nickname) if nickname is not None else None,
                       tuple(str(t).lower() for t in tags))
@@ -284,7 +267,7 @@ class Farm:
                                                           if d.nickname})
                 raise DeviceError(f"no phone {selector!r} on any server "
                                   f"({len(pool)} phone(s) seen)"
-                                  f"{yamlfile.did_you_mean(selector, known)}",
+                                  f"{suggest(selector, known)}",
                                   hint="`harness devices` lists the phones")
         chosen: list[FarmDevice] = []
         rejected: list[tuple[FarmDevice, str]] = []
@@ -304,7 +287,10 @@ class Farm:
         if item.facts is None:
             return f"facts unreadable: {item.error or 'unknown error'}"
         if requirements is not None:
-            return "; ".join(requirements.reasons(item.facts))
+            f = item.facts
+            unknown = [] if f.marketed_ram_gb is not None or requirements.min_ram_gb is None \
+                else ["RAM size unknown"]
+            return "; ".join(unknown + requirements.unmet(f.marketed_ram_gb, f.soc_model or None))
         return ""
 
 

@@ -2,10 +2,15 @@
 
 The VAE output is float32 ``(1, 3, H, W)`` in ``[-1, 1]``: ``x/2 + 0.5``, clip to ``[0, 1]``,
 times 255, round, uint8, HWC, PNG.
+
+Latents ``(1, 4, h, w)`` get a preview PNG through the usual linear latent -> RGB
+approximation (one 4 x 3 matrix plus a bias per model family), mapped from ``[-1, 1]`` like
+an image. It shows composition and colour blocks; it is not a decode.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +21,18 @@ from PIL import Image
 from harness.errors import UsageError
 
 FLOAT32_BYTES = 4
+IMAGE_CHANNELS = 3
+LATENT_CHANNELS = 4
+
+# Linear latent -> RGB approximations (rows: latent channels; columns: R, G, B), as used
+# by common SD tools for previews.
+LATENT_RGB_FACTORS = {
+    "sdxl": ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068),
+             (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188)),
+    "sd15": ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
+             (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177)),
+}
+LATENT_RGB_BIAS = {"sdxl": (0.1084, -0.0175, -0.0011), "sd15": (0.0, 0.0, 0.0)}
 
 
 @dataclass(frozen=True)
@@ -49,4 +66,58 @@ def qfp32_to_png(src: Path, shape: tuple[int, ...], dest: Path) -> ImageStats:
     data = read_qfp32(src, shape)
     stats = ImageStats(shape, int(np.isnan(data).sum()), int(np.isinf(data).sum()))
     Image.fromarray(to_uint8_hwc(data)).save(dest)
+    return stats
+
+
+def latent_to_rgb(latent: npt.NDArray[np.float32],
+                  family: str = "sdxl") -> npt.NDArray[np.float32]:
+    """``(1, 4, h, w)`` or ``(4, h, w)`` latent -> ``(3, h, w)`` approximate RGB in ~[-1, 1]."""
+    chw = latent[0] if latent.ndim == 4 else latent
+    if chw.shape[0] != LATENT_CHANNELS:
+        raise UsageError(f"a latent has {LATENT_CHANNELS} channels, not {chw.shape[0]}")
+    if family not in LATENT_RGB_FACTORS:
+        raise UsageError(f"no latent preview for family {family!r}; known: "
+                         f"{', '.join(LATENT_RGB_FACTORS)}")
+    factors = np.asarray(LATENT_RGB_FACTORS[family], dtype=np.float32)
+    bias = np.asarray(LATENT_RGB_BIAS[family], dtype=np.float32)
+    rgb: npt.NDArray[np.float32] = np.einsum("chw,cr->rhw", chw, factors).astype(np.float32)
+    return rgb + bias[:, None, None]
+
+
+def infer_shape(nbytes: int) -> tuple[int, int, int, int]:
+    """The shape of a square 3-channel image or 4-channel latent of ``nbytes`` float32 bytes.
+
+    ``3 s^2 = 4 t^2`` has no integer solution, so at most one of the two fits.
+    """
+    if nbytes <= 0 or nbytes % FLOAT32_BYTES:
+        raise UsageError(f"{nbytes} bytes is not a whole number of float32 values")
+    count = nbytes // FLOAT32_BYTES
+    for channels in (IMAGE_CHANNELS, LATENT_CHANNELS):
+        if count % channels == 0:
+            side = math.isqrt(count // channels)
+            if side * side * channels == count:
+                return (1, channels, side, side)
+    raise UsageError(f"{nbytes} bytes is neither a square 3-channel image nor a square "
+                     "4-channel latent; give --shape 1,C,H,W")
+
+
+def kind_of(shape: tuple[int, ...]) -> str:
+    """"image" for 3 channels, "latent" for 4 (NCHW or CHW)."""
+    channels = shape[1] if len(shape) == 4 else shape[0] if len(shape) == 3 else 0
+    if channels == IMAGE_CHANNELS:
+        return "image"
+    if channels == LATENT_CHANNELS:
+        return "latent"
+    raise UsageError(f"shape {shape}: expected 3 (image) or 4 (latent) channels")
+
+
+def convert_qfp32(src: Path, dest: Path, shape: tuple[int, ...] | None = None,
+                  family: str = "sdxl") -> ImageStats:
+    """Image or latent qfp32 -> PNG (shape inferred from the size when not given)."""
+    shape = shape or infer_shape(src.stat().st_size)
+    if kind_of(shape) == "image":
+        return qfp32_to_png(src, shape, dest)
+    data = read_qfp32(src, shape)
+    stats = ImageStats(shape, int(np.isnan(data).sum()), int(np.isinf(data).sum()))
+    Image.fromarray(to_uint8_hwc(latent_to_rgb(data, family))).save(dest)
     return stats

@@ -114,6 +114,21 @@ async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Pat
         daemon.drop_connections()
 
 
+def _provision(layout: PhoneLayout) -> None:
+    """First start only: leave what the seed's phones had lying around — an older MNN
+    without the Attention op in /data/local/tmp (what a wrong LD_LIBRARY_PATH loads)."""
+    marker = layout.ctl / "provisioned"
+    if marker.exists():
+        return
+    from harness.sim.assets import MNN_OPS_OLD, mnn_library
+
+    old = layout.root / "data" / "local" / "tmp" / "libMNN.so"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    if not old.exists():
+        old.write_bytes(mnn_library("libMNN.so", "2.4.0", MNN_OPS_OLD))
+    marker.write_text("1\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness.sim.phone")
     parser.add_argument("--base", type=Path, required=True)
@@ -141,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     (layout.ctl / READY_FILE).unlink(missing_ok=True)
     state.init_phone(layout.ctl, profile, args.serial, args.time_scale)
     devtools.install_system(layout.root, profile, args.serial)
+    _provision(layout)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

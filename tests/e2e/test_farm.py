@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.farm import Farm, Requirements, load_farm
+from harness.farm import Farm, load_farm
+from harness.plan import Requirements
 from harness.sim.farm import Farm as SimFarmCore
 from tests.simfarm import SimFarm
 
@@ -71,7 +72,7 @@ def test_selection_by_nickname_tag_and_requirement(farm_file: Path, sim_farm: Si
     sel = farm.select("tag:sm8550,sm8475", Requirements(min_ram_gb=12), pool)
     assert {d.serial for d in sel.chosen} == {p.adb_serial for p in sim_farm.phones + second_farm.phones
                                               if p.profile == "sm8550-12g"}
-    assert "has 8 GB, needs 12 GB" in " | ".join(sel.explain())
+    assert "needs 12 GB of RAM, the phone has 8 GB" in " | ".join(sel.explain())
     excluded = sim_farm.phone("sm8475-8g").adb_serial
     sel = farm.select(excluded, None, pool)
     assert not sel.chosen

@@ -47,7 +47,7 @@ def test_readme_options_exist(name: str) -> None:
     for row in README.read_text().splitlines():
         match = re.match(rf"\| `harness {re.escape(name)}( [^`]*)?`", row)
         if match:
-            for flag in re.findall(r"(--[a-z][a-z-]*)", match.group(1) or ""):
+            for flag in re.findall(r"(--[a-z][a-z0-9-]*)", match.group(1) or ""):
                 assert flag in opts, f"README shows {flag} for `harness {name}`"
 
 

@@ -90,7 +90,7 @@ def _dev(serial: str, soc: str, ram_kb: int, state: str = "device", nick: str | 
 
 
 def test_selection_explains_rejections() -> None:
-    from harness.farm import Requirements
+    from harness.plan import Requirements
 
     pool = [_dev("A", "SM8650", 15_000_000, nick="big"), _dev("B", "SM8475", 7_500_000),
             _dev("C", "SM8650", 15_000_000, state="offline")]
@@ -98,7 +98,8 @@ def test_selection_explains_rejections() -> None:
     sel = farm.select("tag:android14", Requirements(min_ram_gb=16, socs=("SM8650",)), pool)
     assert [d.serial for d in sel.chosen] == ["A"]
     why = dict((d.serial, reason) for d, reason in sel.rejected)
-    assert "has 8 GB, needs 16 GB" in why["B"] and "SoC SM8475 not in SM8650" in why["B"]
+    assert "needs 16 GB of RAM, the phone has 8 GB" in why["B"]
+    assert "needs SoC SM8650, the phone has SM8475" in why["B"]
     assert sel.chosen == farm.select("big", None, pool).chosen
     with pytest.raises(Exception, match="no phone 'bigg'.*big"):
         farm.select("bigg", None, pool)

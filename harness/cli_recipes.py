@@ -1,0 +1,398 @@
+"""CLI commands for recipes, token ids, qfp32 conversion and stored runs.
+
+Each command parses its options, calls one library function and renders the result; errors
+are :class:`~harness.errors.HarnessError` subclasses that ``harness.cli.main`` turns into one
+line. Register with ``for command in COMMANDS: cli.add_command(command)``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from harness.errors import HarnessError, UsageError
+
+if TYPE_CHECKING:
+    from harness.recipes import LintReport, Recipe, RecipeBook
+    from harness.store import RunDetail, RunRecord
+
+# Library modules are imported inside the commands: `harness --help` and unrelated commands
+# should not pay for numpy, jinja2, sqlite3 and the tokenizer.
+
+# markup off by default: recipe text and prompts are printed verbatim; markup is opt-in
+# (with escape()) where this module adds its own colours.
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+class LintFailed(HarnessError):
+    """``harness recipes lint`` found problems a recipe does not expect."""
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _warn(messages: Sequence[str]) -> None:
+    for message in messages:
+        err.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
+
+
+recipes_dir_option = click.option(
+    "--recipes-dir", "recipes_dirs", multiple=True, metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Another folder of recipes (and assets.yaml); repeatable, later ones win.")
+
+
+def _book(recipes_dirs: Sequence[Path]) -> RecipeBook:
+    from harness.recipes import RecipeBook
+
+    return RecipeBook(list(recipes_dirs))
+
+
+# ---- recipes ------------------------------------------------------------------------------
+
+
+@click.group("recipes")
+def recipes() -> None:
+    """Recipes: list, show, render to a shell script, lint for known pitfalls."""
+
+
+@recipes.command("list")
+@recipes_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the recipes as JSON.")
+def recipes_list(recipes_dirs: tuple[Path, ...], as_json: bool) -> None:
+    """List recipes (built-in, $HARNESS_HOME/recipes, --recipes-dir)."""
+    items = _book(recipes_dirs).summaries()
+    if as_json:
+        _emit_json([asdict(s) for s in items])
+        return
+    table = Table("recipe", "family", "extends", "description")
+    for item in items:
+        text = Text(item.description) if item.error is None else Text(f"error: {item.error}",
+                                                                      style="red")
+        table.add_row(item.name, item.family, item.extends or "", text)
+    out.print(table)
+
+
+def _param_rows(recipe: Recipe) -> list[tuple[str, str, str, str, str]]:
+    rows = []
+    for spec in recipe.params.values():
+        limits = []
+        if spec.choices:
+            limits.append("one of " + ", ".join(repr(c) for c in spec.choices))
+        if spec.min is not None:
+            limits.append(f">= {spec.min:g}")
+        if spec.max is not None:
+            limits.append(f"<= {spec.max:g}")
+        rows.append((spec.name, spec.type, repr(spec.default), "; ".join(limits), spec.help))
+    return rows
+
+
+@recipes.command("show")
+@click.argument("name")
+@recipes_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the recipe and its default "
+              "plan as JSON.")
+def recipes_show(name: str, recipes_dirs: tuple[Path, ...], as_json: bool) -> None:
+    """Show a recipe: parameters, requirements, assets and the commands it runs."""
+    from harness.recipes import plain
+    from harness.shell import step_command
+
+    book = _book(recipes_dirs)
+    recipe = book.load(name)
+    plan = book.render(recipe)
+    if as_json:
+        _emit_json({"name": recipe.name, "description": recipe.description,
+                    "family": recipe.family, "source": recipe.source,
+                    "chain": list(recipe.chain),
+                    "params": {n: asdict(p) | {"pos": str(p.pos) if p.pos else None}
+                               for n, p in recipe.params.items()},
+                    "document": plain(recipe.data), "plan": plan.to_dict()})
+        return
+    out.print(f"[bold]{escape(recipe.name)}[/] ({escape(recipe.family or 'no family')}): "
+              f"{escape(recipe.description)}", markup=True)
+    out.print(f"defined in: {' <- '.join(reversed(recipe.chain))}")
+    req = plan.requirements
+    ram = "?" if req.min_ram_gb is None else f"{req.min_ram_gb:g}"
+    out.print(f"requires: {ram} GB RAM"
+              + (f", SoC {', '.join(req.socs)}" if req.socs else ""))
+    out.print(f"asset sets: {', '.join(plan.asset_sets) or 'none'}")
+    table = Table("param", "type", "default", "limits", "help")
+    for row in _param_rows(recipe):
+        table.add_row(*row)
+    out.print(table)
+    for step in plan.steps:
+        out.print(f"\n[bold]step {escape(step.name)}[/] ({'+'.join(step.stages) or '-'}):",
+                  markup=True)
+        click.echo(step_command(step))
+
+
+def _values(prompt: str | None, negative: str | None, seed: int | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in (("prompt", prompt), ("negative_prompt", negative), ("seed", seed)):
+        if value is not None:
+            values[key] = value
+    return values
+
+
+@recipes.command("render")
+@click.argument("name")
+@click.option("--set", "set_pairs", multiple=True, metavar="NAME=VALUE",
+              help="Set a recipe parameter; repeatable.")
+@click.option("--prompt", default=None, help="The prompt (same as --set prompt=...).")
+@click.option("--negative", default=None, help="The negative prompt.")
+@click.option("--seed", type=int, default=None, help="The seed (same as --set seed=N).")
+@click.option("--tokenizer-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Tokenizer files (vocab.json + merges.txt; diffusers "
+              "tokenizer/ and tokenizer_2/ folders) instead of the embedded CLIP BPE.")
+@recipes_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead.")
+def recipes_render(name: str, set_pairs: tuple[str, ...], prompt: str | None,
+                   negative: str | None, seed: int | None, tokenizer_dir: Path | None,
+                   recipes_dirs: tuple[Path, ...], as_json: bool) -> None:
+    """Render a recipe into the exact adb commands, as a POSIX shell script."""
+    from harness.shell import render_shell
+
+    plan = _book(recipes_dirs).render(name, _values(prompt, negative, seed), set_pairs,
+                                      tokenizer_dir)
+    _warn(plan.warnings)
+    if as_json:
+        _emit_json(plan.to_dict())
+    else:
+        click.echo(render_shell(plan), nl=False)
+
+
+def _print_lint(report: LintReport) -> None:
+    name = escape(report.recipe)
+    if report.error:
+        out.print(f"[red]✗[/] {name}: {escape(report.error)}", markup=True)
+        return
+    out.print(f"{'[red]✗[/]' if report.unexpected else '[green]✓[/]'} {name}", markup=True)
+    for finding in report.findings:
+        tag = "" if finding in report.unexpected else " (expected)"
+        where = f" \\[{escape(finding.step)}]" if finding.step else ""
+        out.print(f"    {finding.severity} {finding.rule}{where}: {escape(finding.message)}{tag}",
+                  markup=True)
+        out.print(f"        [dim]{escape(finding.reason)}[/]", markup=True)
+    for rule in report.missing:
+        out.print(f"    note: expect_lint lists {rule} but it was not found")
+
+
+def _lint_dict(report: LintReport) -> dict[str, Any]:
+    return {"recipe": report.recipe, "ok": report.ok, "error": report.error,
+            "findings": [asdict(f) | {"expected": f not in report.unexpected}
+                         for f in report.findings],
+            "unexpected": [f.rule for f in report.unexpected], "missing": report.missing}
+
+
+@recipes.command("lint")
+@click.argument("name", required=False)
+@recipes_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def recipes_lint(name: str | None, recipes_dirs: tuple[Path, ...], as_json: bool) -> None:
+    """Check recipes (default parameters) for the seed's known pitfalls.
+
+    Exits non-zero when a recipe does not load or has a finding it does not list in
+    expect_lint.
+    """
+    from harness.recipes import lint_recipe
+
+    book = _book(recipes_dirs)
+    names = [name] if name else book.names()
+    if name:
+        book.load(name)  # an unknown or malformed recipe is an error of its own
+    reports = [lint_recipe(book, n) for n in names]
+    if as_json:
+        _emit_json([_lint_dict(r) for r in reports])
+    else:
+        for report in reports:
+            _print_lint(report)
+    failing = [r.recipe for r in reports if not r.ok]
+    if failing:
+        raise LintFailed(f"lint failed for {', '.join(failing)}")
+
+
+# ---- tokenize, convert --------------------------------------------------------------------
+
+
+def _trim(row: Any, end: int) -> list[int]:
+    values = [int(v) for v in row]
+    return values[: values.index(end) + 1] if end in values else values
+
+
+@click.command("tokenize")
+@click.argument("prompt")
+@click.option("--negative", default="", help="Negative prompt (the uncond row; default empty).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(), show_default=True, help="Folder for the .i32 files.")
+@click.option("--tokenizer-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="vocab.json + merges.txt (or diffusers tokenizer/ and "
+              "tokenizer_2/) instead of the embedded CLIP BPE.")
+@click.option("--sd15", is_flag=True, help="Write SD1.5's clip_ids.i32 instead of SDXL's "
+              "clip_l_ids.i32 and clip_g_ids.i32.")
+@click.option("--json", "as_json", is_flag=True, help="Print files and ids as JSON.")
+def tokenize_cmd(prompt: str, negative: str, out_dir: Path, tokenizer_dir: Path | None,
+                 sd15: bool, as_json: bool) -> None:
+    """Write CLIP token ids (2 x 77 int32, rows [uncond, cond]) for a prompt."""
+    from harness.tokenize import sd15_ids, tokenize_prompt, write_ids, write_sd15_ids
+
+    if sd15:
+        rows = sd15_ids(prompt, negative, tokenizer_dir)
+        files = {"clip_ids": (write_sd15_ids(rows, out_dir), rows.ids)}
+        warnings = rows.warnings
+    else:
+        ids = tokenize_prompt(prompt, negative, tokenizer_dir)
+        path_l, path_g = write_ids(ids, out_dir)
+        files = {"clip_l": (path_l, ids.l), "clip_g": (path_g, ids.g)}
+        warnings = ids.warnings
+    if as_json:
+        _emit_json({"warnings": warnings, "files": {
+            key: {"path": str(path), "ids": arr.tolist()} for key, (path, arr) in files.items()}})
+        return
+    _warn(warnings)
+    for key, (path, arr) in files.items():
+        click.echo(f"{path}  ({key}, 2x77 int32)")
+        click.echo(f"  cond:   {_trim(arr[1], 49407)}")
+        click.echo(f"  uncond: {_trim(arr[0], 49407)}")
+
+
+def _parse_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        raise UsageError(f"--shape {text!r}: expected N,C,H,W such as 1,3,1024,1024") from None
+    if len(shape) != 4 or any(d <= 0 for d in shape):
+        raise UsageError(f"--shape {text!r}: expected four positive sizes N,C,H,W")
+    return shape
+
+
+@click.command("convert")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--shape", default=None, metavar="N,C,H,W", help="Tensor shape (default: a "
+              "square 3-channel image or 4-channel latent inferred from the size).")
+@click.option("--out", "dest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG to write (default: FILE with .png).")
+@click.option("--family", type=click.Choice(["sdxl", "sd15"]), default="sdxl",
+              show_default=True, help="Model family, for the latent preview colours.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def convert_cmd(file: Path, shape: str | None, dest: Path | None, family: str,
+                as_json: bool) -> None:
+    """Convert a qfp32 tensor (VAE image or latent) to PNG, counting NaN/Inf values."""
+    from harness.images import convert_qfp32
+
+    dest = dest or file.with_suffix(".png")
+    stats = convert_qfp32(file, dest, _parse_shape(shape), family)
+    if as_json:
+        _emit_json({"png": str(dest), "shape": list(stats.shape),
+                    "nan_count": stats.nan_count, "inf_count": stats.inf_count})
+        return
+    click.echo(f"wrote {dest} from {file} (shape {'x'.join(map(str, stats.shape))}, "
+               f"NaN {stats.nan_count}, Inf {stats.inf_count})")
+
+
+# ---- runs ---------------------------------------------------------------------------------
+
+
+db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+                         default=None, help="Results database (default "
+                         "$HARNESS_HOME/results.sqlite).")
+
+
+def _when(stamp: float | None) -> str:
+    return "" if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def _run_dict(run: RunRecord) -> dict[str, Any]:
+    return asdict(run) | {"seconds": run.seconds}
+
+
+@click.group("runs")
+def runs() -> None:
+    """Stored runs: list and show what ran, where, and what it measured."""
+
+
+@runs.command("list")
+@db_option
+@click.option("--limit", "-n", type=int, default=20, show_default=True, help="How many runs.")
+@click.option("--recipe", default=None, help="Only this recipe.")
+@click.option("--serial", default=None, help="Only this phone.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def runs_list(db_path: Path | None, limit: int, recipe: str | None, serial: str | None,
+              as_json: bool) -> None:
+    """List stored runs, newest first."""
+    from harness.store import Store
+
+    with Store.open(db_path) as store:
+        items = store.list_runs(limit, recipe=recipe, serial=serial)
+    if as_json:
+        _emit_json([_run_dict(r) for r in items])
+        return
+    table = Table("started", "recipe", "serial", "status", "seconds", "verdict")
+    table.add_column("id", no_wrap=True, min_width=len(items[0].id) if items else 2)
+    for run in items:
+        table.add_row(_when(run.started_at), run.recipe, run.serial or "", run.status,
+                      "" if run.seconds is None else f"{run.seconds:.1f}", run.verdict or "",
+                      run.id)
+    out.print(table)
+
+
+def _print_detail(detail: RunDetail) -> None:
+    run = detail.run
+    out.print(f"[bold]run {escape(run.id)}[/]  {escape(run.recipe)}  [bold]{run.status}[/]",
+              markup=True)
+    out.print(f"phone {run.serial or '?'} on {run.host or '?'}, harness "
+              f"{run.harness_version or '?'}; {_when(run.started_at)} -> "
+              f"{_when(run.ended_at) or '(not finished)'}")
+    for label, value in (("verdict", run.verdict), ("diagnosis", run.diagnosis),
+                         ("folder", run.run_dir), ("bench", run.bench_id)):
+        if value:
+            out.print(f"{label}: {value}")
+    steps = Table("#", "step", "exit", "seconds", "diagnosis")
+    for s in detail.steps:
+        steps.add_row(str(s.index), s.name, "" if s.exit_code is None else str(s.exit_code),
+                      "" if s.seconds is None else f"{s.seconds:.2f}", s.diagnosis or "")
+    out.print(steps)
+    metrics = Table("step", "metric", "value")
+    for m in detail.metrics:
+        metrics.add_row(m.step, m.name, f"{m.value:g}")
+    out.print(metrics)
+    for o in detail.outputs:
+        out.print(f"output {o.step}/{o.name} ({o.kind} {'x'.join(map(str, o.shape))}): "
+                  f"{o.png_path or o.local_path or o.device_path}"
+                  f" NaN {o.nan_count if o.nan_count is not None else '?'}"
+                  f" Inf {o.inf_count if o.inf_count is not None else '?'}")
+
+
+@runs.command("show")
+@click.argument("run_id")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def runs_show(run_id: str, db_path: Path | None, as_json: bool) -> None:
+    """Show one run (a unique prefix of its id is enough): steps, metrics, outputs."""
+    from harness.store import Store
+
+    with Store.open(db_path) as store:
+        detail = store.get_run(run_id)
+    if as_json:
+        _emit_json({"run": _run_dict(detail.run), "plan": detail.plan,
+                    "steps": [asdict(s) for s in detail.steps],
+                    "metrics": [asdict(m) for m in detail.metrics],
+                    "outputs": [asdict(o) for o in detail.outputs]})
+        return
+    _print_detail(detail)
+
+
+COMMANDS: list[click.Command] = [recipes, tokenize_cmd, convert_cmd, runs]

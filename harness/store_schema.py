@@ -1,0 +1,114 @@
+"""The results database schema, as an ordered list of registered migrations.
+
+``PRAGMA user_version`` holds the number of the last migration applied. :func:`migrate`
+applies the missing ones in order, all inside one ``BEGIN IMMEDIATE`` transaction, so two
+processes opening a fresh database at once cannot both migrate it, and a failure leaves the
+database as it was. A migration is a tuple of SQL statements or a callable taking the
+connection. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+Migration = tuple[int, Sequence[str] | Callable[[sqlite3.Connection], None]]
+
+RUN_STATUSES = ("running", "ok", "failed", "interrupted")
+
+_V1 = (
+    f"""CREATE TABLE runs (
+        id TEXT PRIMARY KEY,                  -- ULID: sortable by creation time
+        recipe TEXT NOT NULL,
+        plan_json TEXT NOT NULL,              -- Plan.to_dict(): what exactly ran
+        params_json TEXT NOT NULL,
+        serial TEXT,
+        device_json TEXT,                     -- device facts (model, SoC, RAM, build, ...)
+        host TEXT,
+        harness_version TEXT,
+        started_at REAL NOT NULL,             -- Unix seconds
+        ended_at REAL,
+        status TEXT NOT NULL CHECK (status IN {RUN_STATUSES!r}),
+        verdict TEXT,
+        diagnosis TEXT,
+        temps_before_json TEXT,
+        temps_after_json TEXT,
+        run_dir TEXT
+    )""",
+    """CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        command TEXT NOT NULL,
+        exit_code INTEGER,                    -- NULL: no exit status (killed, timed out)
+        signal INTEGER,
+        seconds REAL,
+        stdout_tail TEXT,
+        stderr_tail TEXT,
+        diagnosis TEXT,
+        PRIMARY KEY (run_id, idx)
+    )""",
+    """CREATE TABLE metrics (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step TEXT NOT NULL,
+        name TEXT NOT NULL,                   -- perf metric name, e.g. unet.s/step
+        value REAL NOT NULL,
+        PRIMARY KEY (run_id, step, name)
+    )""",
+    "CREATE INDEX metrics_by_name ON metrics (name, run_id)",
+    """CREATE TABLE outputs (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step TEXT NOT NULL,
+        name TEXT NOT NULL,
+        device_path TEXT NOT NULL,
+        local_path TEXT,
+        kind TEXT NOT NULL,                   -- image or latent
+        shape_json TEXT NOT NULL,
+        nan_count INTEGER,
+        inf_count INTEGER,
+        png_path TEXT,
+        PRIMARY KEY (run_id, step, name)
+    )""",
+)
+
+# Version 2: what bench and its reports query by; malformed [Perf] lines kept per step.
+_V2 = (
+    "ALTER TABLE runs ADD COLUMN bench_id TEXT",
+    "CREATE INDEX runs_by_recipe_serial ON runs (recipe, serial, started_at)",
+    "CREATE INDEX runs_by_bench ON runs (bench_id, started_at)",
+    "CREATE INDEX runs_by_started ON runs (started_at)",
+    "ALTER TABLE steps ADD COLUMN perf_issues_json TEXT",
+)
+
+MIGRATIONS: list[Migration] = [(1, _V1), (2, _V2)]
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS,
+            target: int | None = None) -> int:
+    """Apply missing migrations up to ``target`` (default: all); return the new version.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``): the transaction is ours.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)
+        for version, step in migrations:
+            if version <= current or (target is not None and version > target):
+                continue
+            if callable(step):
+                step(conn)
+            else:
+                for statement in step:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+            current = version
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return current
