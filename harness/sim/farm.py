@@ -288,6 +288,11 @@ class Farm:
             [package_parent, *filter(None, [env.get("PYTHONPATH")])])
         env.pop("HARNESS_SIM_ROOT", None)
         env.pop("HARNESS_SIM_DIR", None)
+        # One BLAS thread: numpy would otherwise start a thread pool at import, and a
+        # multi-threaded process cannot unshare() into a user namespace (EINVAL). It also
+        # keeps many phones' binaries from fighting over the host's cores.
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = "1"
         cmd = [sys.executable, "-m", PHONE_MODULE, "--base", str(layout.base),
                "--serial", serial, "--profile", profile_name, "--mode", state.mode,
                "--time-scale", repr(state.time_scale), "--hide", str(self.directory / "phones")]

@@ -117,6 +117,9 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
     libc = _libc()
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWNS | (CLONE_NEWUSER if mode is SandboxMode.USERNS else 0)
+    threads = len(os.listdir("/proc/self/task"))
+    if threads != 1 and mode is SandboxMode.USERNS:
+        raise SimError(f"cannot enter a user namespace from a process with {threads} threads")
     _check(libc.unshare(ctypes.c_int(flags)), "unshare")
     if mode is SandboxMode.USERNS:
         Path("/proc/self/setgroups").write_text("deny")

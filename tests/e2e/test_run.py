@@ -1,0 +1,192 @@
+"""``harness run`` end to end: the CLI as a subprocess, real adb, virtual phones, real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from harness.device import AdbEndpoint, Device
+from harness.store import Store
+from tests.simfarm import SimFarm
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture()
+def farm_file(tmp_path: Path, sim_farm: SimFarm) -> Path:
+    path = tmp_path / "farm.yaml"
+    path.write_text(f"servers: [{{name: virtual, port: {sim_farm.state.adb_port}}}]\nsim: false\n")
+    return path
+
+
+def harness(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=tmp_path, env=os.environ.copy())
+
+
+def run_json(tmp_path: Path, farm_file: Path, serial: str, recipe: str,
+             *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    result = harness(tmp_path, "run", recipe, "-d", serial, "--farm", str(farm_file),
+                     "--db", str(tmp_path / "results.sqlite"), "--json", *extra)
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def output_png(summary: dict, step: str, name: str = "image") -> Path:  # type: ignore[type-arg]
+    for s in summary["steps"]:
+        if s["name"] == step:
+            return Path(s["outputs"][name])
+    raise AssertionError(f"no step {step}")
+
+
+def test_sdxl_1024_produces_a_deterministic_prompt_dependent_png(
+        tmp_path: Path, sim_farm: SimFarm, farm_file: Path) -> None:
+    serial = sim_farm.phone("sm8650-16g").adb_serial
+    code, first = run_json(tmp_path, farm_file, serial, "sdxl-1024", "--prompt", "a red bicycle",
+                           "--seed", "7")
+    assert code == 0, first["diagnosis"]
+    png = tmp_path / output_png(first, "vae")
+    assert Image.open(png).size == (1024, 1024)
+    assert first["steps"][0]["metrics"]["unet.s/step"] > 0
+    assert "clip.ms" in first["steps"][0]["metrics"]
+    assert first["steps"][1]["metrics"]["s/it"] > 0
+    assert first["verdicts"] == []
+    _, again = run_json(tmp_path, farm_file, serial, "sdxl-1024", "--prompt", "a red bicycle",
+                        "--seed", "7")
+    assert (tmp_path / output_png(again, "vae")).read_bytes() == png.read_bytes()
+    _, other = run_json(tmp_path, farm_file, serial, "sdxl-1024", "--prompt", "a blue boat",
+                        "--seed", "7")
+    assert (tmp_path / output_png(other, "vae")).read_bytes() != png.read_bytes()
+    _, reseeded = run_json(tmp_path, farm_file, serial, "sdxl-1024", "--prompt", "a red bicycle",
+                           "--seed", "8")
+    assert (tmp_path / output_png(reseeded, "vae")).read_bytes() != png.read_bytes()
+    folder = tmp_path / first["run_dir"]
+    for name in ("run.json", "plan.json", "device.json", "run.sh", "00-unet.stdout",
+                 "01-vae.stderr", "00-unet.perf.json"):
+        assert (folder / name).exists(), name
+    with Store.open(tmp_path / "results.sqlite") as store:
+        detail = store.get_run(first["run_id"])
+        assert detail.run.status == "ok"
+        assert {m.name for m in detail.metrics} >= {"unet.s/step", "s/it"}
+        assert {o.name for o in detail.outputs} == {"latent", "image"}
+
+
+def test_sd15_512_produces_a_png(tmp_path: Path, sim_farm: SimFarm, farm_file: Path) -> None:
+    serial = sim_farm.phone("sm8475-8g").adb_serial
+    code, summary = run_json(tmp_path, farm_file, serial, "sd15-512", "--seed", "3")
+    assert code == 0, summary["diagnosis"]
+    png = tmp_path / summary["steps"][0]["outputs"]["image"]
+    assert Image.open(png).size == (512, 512)
+    assert summary["steps"][0]["metrics"]["s/step"] > 0
+
+
+@pytest.mark.parametrize(
+    ("recipe", "sets", "status", "expect"),
+    [
+        ("sdxl-1024", ["vae.env.CLML_NO_REUSE_TNN=0"], "ok", "CLML_NO_REUSE_TNN"),
+        ("sdxl-1024", ["early_decode_k=0", "unet.unset=SDXL_EXPORT_X0",
+                       "unet.unset=SDXL_EARLY_DECODE_X0"], "ok", "SDXL_EXPORT_X0"),
+        ("sdxl-1024", ["vae.env.LD_LIBRARY_PATH=/data/local/tmp:/data/local/tmp/MNN_fuse:"
+                       "/system/lib64:/vendor/lib64"], "failed", "Attention"),
+        ("sdxl-1024", ["vae.cwd=/data"], "failed", "working directory"),
+        ("sdxl-1024", ["unet.env.SDXL_PREINIT=1"], "failed", "low-memory killer"),
+        ("sdxl-1024-single", [], "failed", "low-memory killer"),
+    ],
+)
+def test_failure_modes_end_with_the_right_diagnosis(tmp_path: Path, sim_farm: SimFarm,
+                                                    farm_file: Path, recipe: str,
+                                                    sets: list[str], status: str,
+                                                    expect: str) -> None:
+    serial = sim_farm.phone("sm8650-16g").adb_serial
+    args = [a for s in sets for a in ("--set", s)]
+    code, summary = run_json(tmp_path, farm_file, serial, recipe, *args)
+    assert summary["status"] == status
+    assert code == (0 if status == "ok" else 5)
+    text = summary["diagnosis"] if status == "failed" else " ".join(summary["verdicts"])
+    assert expect in text
+    with Store.open(tmp_path / "results.sqlite") as store:
+        run = store.get_run(summary["run_id"]).run
+        assert run.status == status
+        assert expect in ((run.diagnosis or "") + (run.verdict or ""))
+
+
+def test_missing_assets_are_diagnosed(tmp_path: Path, sim_farm: SimFarm,
+                                      farm_file: Path) -> None:
+    serial = sim_farm.phone("sm8550-12g").adb_serial
+    device = Device(serial, AdbEndpoint("127.0.0.1", sim_farm.state.adb_port))
+    code, summary = run_json(tmp_path, farm_file, serial, "sd15-512")
+    assert code == 0
+    device.run("rm -rf /data/local/tmp/sd15_clml", check=True)
+    code, summary = run_json(tmp_path, farm_file, serial, "sd15-512", "--no-sync")
+    assert code == 5
+    assert "missing on the phone" in summary["diagnosis"]
+
+
+def test_ctrl_c_mid_unet_leaves_nothing_running(tmp_path: Path, sim_farm: SimFarm,
+                                               farm_file: Path) -> None:
+    serial = sim_farm.phone("sm8650-16g").adb_serial
+    device = Device(serial, AdbEndpoint("127.0.0.1", sim_farm.state.adb_port))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # A slow UNet (many steps) so that Ctrl-C lands in the middle of it.
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "sdxl-1024", "-d", serial,
+                             "--farm", str(farm_file), "--db", str(tmp_path / "r.sqlite"),
+                             "--set", "steps=400"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "UNet step 3/" not in (line := proc.stderr.readline() if proc.stderr else ""):  # type: ignore[union-attr]
+            assert line or proc.poll() is None, "run ended early"
+            assert time.monotonic() < deadline
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    ps = device.run("ps -eo args", timeout=30).out
+    assert "sdxl_pipeline_run" not in ps
+    with Store.open(tmp_path / "r.sqlite") as store:
+        runs = store.list_runs()
+        assert runs[0].status == "interrupted"
+
+
+def test_hostile_prompt_is_harmless(tmp_path: Path, sim_farm: SimFarm, farm_file: Path) -> None:
+    serial = sim_farm.phone("sm8650-16g").adb_serial
+    device = Device(serial, AdbEndpoint("127.0.0.1", sim_farm.state.adb_port))
+    device.run("rm -f /data/local/tmp/pwned", check=True)
+    hostile = "$(touch /data/local/tmp/pwned) `touch /data/local/tmp/pwned`; touch /data/local/tmp/pwned\n'\""
+    code, _summary = run_json(tmp_path, farm_file, serial, "sdxl-1024", "--prompt", hostile)
+    assert code == 0
+    assert device.run(["test", "-e", "/data/local/tmp/pwned"]).exit_code == 1
+    assert not Path("/data/local/tmp/pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["run", "nosuchrecipe"], "nosuchrecipe", 2),
+        (["run", "sdxl-1024", "--set", "stepz=3"], "did you mean 'steps'", 2),
+        (["run", "sdxl-1024", "--set", "steps=many"], "steps", 2),
+        (["run", "sdxl-1024", "--set", "vea.env.X=1"], "did you mean 'vae'", 2),
+        (["run", "sdxl-1024", "--set", "unet.unset=NOPE"], "sets no NOPE", 2),
+        (["run", "sdxl-1024", "-d", "nosuchphone"], "no phone 'nosuchphone'", 3),
+        (["run", "sdxl-1024", "-d", "tag:ram8"], "no eligible phone", 3),
+    ],
+)
+def test_bad_input_gets_one_line(tmp_path: Path, sim_farm: SimFarm, farm_file: Path,
+                                 args: list[str], message: str, code: int) -> None:
+    result = harness(tmp_path, *args, "--farm", str(farm_file), "--db",
+                     str(tmp_path / "results.sqlite"))
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr

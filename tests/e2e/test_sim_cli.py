@@ -1,0 +1,107 @@
+"""``harness sim up/status/down`` as a user runs them, and the sandbox's fallback modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.adb import adb_binary, pid_alive, port_open
+from harness.sim import handrun
+from harness.sim.assets import build_demo_assets
+from harness.sim.farm import Farm
+from tests.simfarm import SimFarm
+
+pytestmark = pytest.mark.e2e
+
+
+def harness(home: Path, *args: str, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "HARNESS_HOME": str(home), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
+                          text=True, env=full_env, timeout=180)
+
+
+def test_sim_up_status_down(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    up = harness(home, "sim", "up", "--phones", "2", "--time-scale", "0.01", "--json")
+    assert up.returncode == 0, up.stderr
+    farm = json.loads(up.stdout)
+    try:
+        port = farm["adb_port"]
+        assert port != 5037 and farm["healthy"]
+        status = json.loads(harness(home, "sim", "status", "--json").stdout)
+        assert status["adb_port"] == port
+        devices = subprocess.run([adb_binary(), "-P", str(port), "devices", "-l"],
+                                 capture_output=True, text=True, timeout=30,
+                                 env={**os.environ, "HOME": str(home)}).stdout
+        for phone in farm["phones"]:
+            assert f"{phone['adb_serial']}" in devices
+        again = harness(home, "sim", "up")
+        assert again.returncode == 4 and "already running" in again.stderr
+        table = harness(home, "sim", "status").stdout
+        assert "sim01-sm8650" in table and str(port) in table
+    finally:
+        down = harness(home, "sim", "down")
+    assert down.returncode == 0 and "stopped 2 phone(s)" in down.stdout
+    assert not pid_alive(farm["adb_pid"])
+    assert all(not pid_alive(p["pid"]) for p in farm["phones"])
+    assert not port_open(farm["adb_port"])
+    assert "no virtual farm is running" in harness(home, "sim", "status").stdout
+
+
+def test_sim_errors_are_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    bad = harness(home, "sim", "up", "--profile", "sm8650-16gb")
+    assert bad.returncode == 2 and "did you mean 'sm8650-16g'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert harness(home, "sim", "up", "--adb-port", "5037").returncode == 4
+    removed = harness(home, "sim", "remove", "nope")
+    assert removed.returncode == 4 and "no virtual farm is running" in removed.stderr
+
+
+def test_add_and_remove_a_phone_mid_test(sim_farm: SimFarm) -> None:
+    record = sim_farm.farm.add_phone("sm8475-8g")
+    try:
+        assert sim_farm.adb("-s", record.adb_serial, "shell", "getprop ro.soc.model"
+                            ).stdout.strip() == b"SM8475"
+    finally:
+        sim_farm.farm.remove_phone(record.serial)
+    devices = sim_farm.adb("devices").stdout.decode()
+    assert record.adb_serial not in devices
+    assert not pid_alive(record.pid)
+
+
+@pytest.mark.parametrize("mode", ["userns", "rewrite"])
+def test_fallback_modes_still_run_the_seed_flows(tmp_path: Path, mode: str) -> None:
+    if mode == "userns":
+        probe = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"],
+                               capture_output=True, check=False)
+        if probe.returncode != 0:
+            pytest.skip("unprivileged user namespaces are not available here")
+    os.environ["HARNESS_SIM_MODE"] = mode
+    try:
+        farm = Farm(tmp_path / "farm")
+        state = farm.up(["sm8650-16g"], time_scale=0.005)
+    finally:
+        del os.environ["HARNESS_SIM_MODE"]
+    try:
+        assert state.mode == mode
+        sim = SimFarm(farm)
+        device = sim.device(state.phones[0])
+        assets = build_demo_assets(tmp_path / "assets")
+        sdxl = handrun.sdxl_split(device, assets, tmp_path / "out")
+        assert [s.exit_code for s in sdxl.steps] == [0, 0], [s.output for s in sdxl.steps]
+        assert sdxl.png is not None and sdxl.png.exists()
+        sd15 = handrun.sd15(device, assets, tmp_path / "out15")
+        assert sd15.steps[-1].exit_code == 0, sd15.steps[-1].output
+        assert device.shell("getprop ro.soc.model").strip() == "SM8650"
+        if mode == "rewrite":
+            assert not Path("/data/local/tmp/sdxl_pipeline_run").exists() or \
+                Path(state.phones[0].base, "root/data/local/tmp/sdxl_pipeline_run").exists()
+    finally:
+        farm.down()
