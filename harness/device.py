@@ -136,9 +136,6 @@ class Device:
     endpoint: AdbEndpoint = field(default_factory=AdbEndpoint)
     recover_timeout_s: float = RECOVER_TIMEOUT_S
 
-    def __post_init__(self) -> None:
-        self._prepared_fg = False
-
     # ---- connection --------------------------------------------------------------------
     def _adb(self) -> Any:
         return self.endpoint.client().device(self.serial)
@@ -248,11 +245,9 @@ class Device:
         return self.run(command, check=True, **kwargs).out
 
     def _with_pidfile(self, line: str, token: str) -> str:
-        if not self._prepared_fg:
-            self._shell_v2(f"mkdir -p {FG_PID_DIR}", CONNECT_TIMEOUT_S, None)
-            self._prepared_fg = True
         q = devshell.quote(token)
-        return f"echo $$ > {q}; ( {line} ); rc=$?; rm -f {q}; exit $rc"
+        return (f"mkdir -p {FG_PID_DIR} 2>/dev/null; echo $$ > {q}; ( {line} ); rc=$?; "
+                f"rm -f {q}; exit $rc")
 
     def _kill_pidfile(self, token: str) -> None:
         q = devshell.quote(token)

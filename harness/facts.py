@@ -22,14 +22,12 @@ FACTS_COMMAND = "; ".join([
     f"echo {SECTION}meminfo", "cat /proc/meminfo",
     f"echo {SECTION}df", "df -k /data 2>/dev/null",
     f"echo {SECTION}battery", "dumpsys battery 2>/dev/null",
-    f"echo {SECTION}thermal",
-    "for z in /sys/class/thermal/thermal_zone*; do "
-    'echo "$(cat $z/type 2>/dev/null) $(cat $z/temp 2>/dev/null)"; done',
-    f"echo {SECTION}cpufreq",
-    "for c in /sys/devices/system/cpu/cpu[0-9]*; do "
-    'echo "${c##*/} $(cat $c/cpufreq/scaling_cur_freq 2>/dev/null) '
-    '$(cat $c/cpufreq/cpuinfo_max_freq 2>/dev/null) '
-    '$(cat $c/cpufreq/scaling_max_freq 2>/dev/null)"; done',
+    # One grep for every sysfs value ("path:value" lines; missing files are skipped).
+    f"echo {SECTION}sysfs",
+    "grep -H . /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp "
+    "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq "
+    "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq "
+    "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_max_freq 2>/dev/null",
     f"echo {SECTION}id", "id -u",
     f"echo {SECTION}su", "command -v su 2>/dev/null",
     f"echo {SECTION}end",
@@ -154,30 +152,39 @@ def zone_celsius(raw: int) -> float:
     return raw / 1000.0 if abs(raw) > 500 else float(raw)
 
 
-def parse_thermal(lines: list[str]) -> dict[str, float]:
+def parse_sysfs(lines: list[str]) -> tuple[dict[str, float], list[CpuFreq]]:
+    """``grep -H`` output of thermal zone and cpufreq files -> (zones, cpus)."""
+    values: dict[str, str] = {}
+    for line in lines:
+        path, sep, value = line.partition(":")
+        if sep:
+            values[path] = value.strip()
     zones: dict[str, float] = {}
-    for line in lines:
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            name = parts[0]
-            suffix = 2
+    for path in sorted(values, key=_natural):
+        if path.endswith("/type") and "/thermal_zone" in path:
+            temp = values.get(path[: -len("type")] + "temp", "")
+            if not temp.lstrip("-").isdigit():
+                continue
+            name, suffix = values[path], 2
             while name in zones:
-                name = f"{parts[0]}#{suffix}"
+                name = f"{values[path]}#{suffix}"
                 suffix += 1
-            zones[name] = zone_celsius(int(parts[1]))
-    return zones
+            zones[name] = zone_celsius(int(temp))
+    cpus: dict[str, dict[str, int]] = {}
+    for path, value in values.items():
+        match = CPUFREQ_RE.search(path)
+        if match and value.isdigit():
+            cpus.setdefault(match["cpu"], {})[match["file"]] = int(value)
+    return zones, [CpuFreq(cpu, f.get("scaling_cur_freq"), f.get("cpuinfo_max_freq"),
+                           f.get("scaling_max_freq"))
+                   for cpu, f in sorted(cpus.items(), key=lambda kv: _natural(kv[0]))]
 
 
-def parse_cpufreq(lines: list[str]) -> list[CpuFreq]:
-    cpus = []
-    for line in lines:
-        parts = line.split()
-        if not parts:
-            continue
-        nums = [int(p) if p.isdigit() else None for p in parts[1:4]]
-        nums += [None] * (3 - len(nums))
-        cpus.append(CpuFreq(parts[0], nums[0], nums[1], nums[2]))
-    return cpus
+CPUFREQ_RE = re.compile(r"/(?P<cpu>cpu\d+)/cpufreq/(?P<file>\w+)$")
+
+
+def _natural(text: str) -> list[object]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def parse_facts(serial: str, text: str) -> DeviceFacts:
@@ -188,6 +195,7 @@ def parse_facts(serial: str, text: str) -> DeviceFacts:
     uid_lines = [ln.strip() for ln in sec.get("id", []) if ln.strip()]
     uid = int(uid_lines[0]) if uid_lines and uid_lines[0].isdigit() else None
     sdk_text = props.get("ro.build.version.sdk", "")
+    zones, cpus = parse_sysfs(sec.get("sysfs", []))
     return DeviceFacts(
         serial=serial,
         model=props.get("ro.product.model", ""),
@@ -203,8 +211,8 @@ def parse_facts(serial: str, text: str) -> DeviceFacts:
         data_free_kb=parse_df_free_kb(sec.get("df", [])),
         battery_level=level,
         battery_temp_c=temp,
-        thermal_c=parse_thermal(sec.get("thermal", [])),
-        cpus=parse_cpufreq(sec.get("cpufreq", [])),
+        thermal_c=zones,
+        cpus=cpus,
         uid=uid,
         rooted=uid == 0 or any(ln.strip() for ln in sec.get("su", [])),
     )

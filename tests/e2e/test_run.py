@@ -106,6 +106,14 @@ def test_failure_modes_end_with_the_right_diagnosis(tmp_path: Path, sim_farm: Si
                                                     sets: list[str], status: str,
                                                     expect: str) -> None:
     serial = sim_farm.phone("sm8650-16g").adb_serial
+    if expect == "Attention":
+        # The seed's phones keep an older MNN (no Attention op) in /data/local/tmp; another
+        # test may have deleted this phone's copy.
+        from harness.sim.assets import build_demo_assets
+
+        demo = build_demo_assets(tmp_path / "demo")
+        sim_farm.device(sim_farm.phone("sm8650-16g")).sync.push(demo / "libMNN.so",
+                                                                "/data/local/tmp/libMNN.so")
     args = [a for s in sets for a in ("--set", s)]
     code, summary = run_json(tmp_path, farm_file, serial, recipe, *args)
     assert summary["status"] == status

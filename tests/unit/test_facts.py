@@ -28,15 +28,21 @@ Current Battery Service state:
   USB powered: true
   level: 87
   temperature: 312
-{SECTION}thermal
-cpu-0-0-usr 41200
-gpuss-0 39000
-skin-therm 35
-cpu-0-0-usr 40000
-broken
-{SECTION}cpufreq
-cpu0 1785600 2265600 2265600
-cpu7 3302400 3302400
+{SECTION}sysfs
+/sys/class/thermal/thermal_zone0/type:cpu-0-0-usr
+/sys/class/thermal/thermal_zone1/type:gpuss-0
+/sys/class/thermal/thermal_zone2/type:skin-therm
+/sys/class/thermal/thermal_zone10/type:cpu-0-0-usr
+/sys/class/thermal/thermal_zone3/type:broken
+/sys/class/thermal/thermal_zone0/temp:41200
+/sys/class/thermal/thermal_zone1/temp:39000
+/sys/class/thermal/thermal_zone2/temp:35
+/sys/class/thermal/thermal_zone10/temp:40000
+/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq:1785600
+/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq:2265600
+/sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq:2265600
+/sys/devices/system/cpu/cpu7/cpufreq/scaling_cur_freq:3302400
+/sys/devices/system/cpu/cpu7/cpufreq/cpuinfo_max_freq:3302400
 {SECTION}id
 2000
 {SECTION}su
