@@ -198,3 +198,24 @@ def test_bad_input_gets_one_line(tmp_path: Path, sim_farm: SimFarm, farm_file: P
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_two_runs_on_one_phone_never_overlap(tmp_path: Path, sim_farm: SimFarm,
+                                             farm_file: Path) -> None:
+    serial = sim_farm.phone("sm8650-16g").adb_serial
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "sdxl-1024", "-d",
+                              serial, "--farm", str(farm_file), "--db", str(tmp_path / "a.sqlite"),
+                              "--set", "steps=400"], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while "UNet step 1/" not in (first.stderr.readline() if first.stderr else ""):  # type: ignore[union-attr]
+            assert first.poll() is None, "first run ended early"
+        second = harness(tmp_path, "run", "sdxl-1024", "-d", serial, "--farm", str(farm_file),
+                         "--db", str(tmp_path / "b.sqlite"))
+        assert second.returncode == 3
+        assert f"{serial}: in use by pid {first.pid}" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
