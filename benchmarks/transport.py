@@ -12,7 +12,6 @@ limits what later benchmarks compare.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 import adbutils
 
 from harness.adb import adb_binary
+from harness.hashcache import sha256_file as sha256
 from harness.sim.farm import Farm
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -39,13 +39,6 @@ def children_cpu_seconds() -> float:
     usage = os.times()
     return usage.children_user + usage.children_system
 
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main() -> int:

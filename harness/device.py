@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import devshell
-from harness.adb import adb_client, hermetic_env, port_open
+from harness.adb import adb_client, port_open
 from harness.errors import DeviceError, UsageError
 from harness.facts import FACTS_COMMAND, DeviceFacts, parse_facts
 
@@ -117,15 +117,6 @@ class AdbEndpoint:
                            capture_output=True, check=False)
 
         return cls("127.0.0.1", port, restart)
-
-    @classmethod
-    def hermetic(cls, port: int, home: Path, restart: Callable[[], None]) -> AdbEndpoint:
-        del home  # the restart callable knows it; kept for symmetry with AdbServer
-        return cls("127.0.0.1", port, restart, name=f"private:{port}")
-
-
-def _env_for(endpoint: AdbEndpoint, home: Path) -> dict[str, str]:
-    return hermetic_env(home, endpoint.port)
 
 
 @dataclass

@@ -21,8 +21,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.adb import AdbServer, free_port, pid_alive, pid_cmdline, stop_pid
+from harness.adb import AdbServer, free_port
 from harness.errors import AdbError, SimError
+from harness.procs import pid_alive, pid_cmdline, stop_pid
 from harness.sim import profiles
 from harness.sim.sandbox import PhoneLayout, SandboxMode, detect_mode
 

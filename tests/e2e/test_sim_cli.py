@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.adb import adb_binary, pid_alive, port_open
+from harness.adb import adb_binary, port_open
+from harness.procs import pid_alive
 from harness.sim import handrun
 from harness.sim.assets import build_demo_assets
 from harness.sim.farm import Farm

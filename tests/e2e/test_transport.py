@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.hashcache import sha256_file as sha256
 from harness.sim.farm import parse_devices
 from harness.sim.profiles import load_profile
 from harness.sim.protocol import Command, Message
@@ -19,13 +20,6 @@ from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e
 
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def test_devices_lists_every_phone_with_its_identity(sim_farm: SimFarm) -> None:
