@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, tmp: Path, farm: Farm, state: object) -> int:
     h_dest, a_dest = "/data/local/tmp/bench_h/tree", "/data/local/tmp/bench_a"
     aset = AssetSet("bench", [AssetEntry(src, h_dest, None)])
     cache = HashCache(tmp / "hashes.sqlite")
-    t_hash = timed(lambda: cache.hash_many(sorted(p for p in src.rglob("*") if p.is_file())))
+    t_hash = timed(lambda: cache.hash_many(sorted(str(p) for p in src.rglob("*") if p.is_file())))
 
     def adb_push(*flags: str) -> None:
         subprocess.run([*adb, "push", *flags, str(src), a_dest], env=server.env, check=True,

@@ -45,15 +45,15 @@ class HashCache:
     def open_default(cls) -> HashCache:
         return cls(harness_home() / "cache" / "hashes.sqlite")
 
-    def hash_many(self, paths: Sequence[Path], workers: int = 4,
-                  stats: Sequence[os.stat_result] | None = None) -> dict[Path, str]:
+    def hash_many(self, paths: Sequence[str], workers: int = 4,
+                  stats: Sequence[os.stat_result] | None = None) -> dict[str, str]:
         """sha256 of every path, from the cache where (size, mtime) still match.
 
         ``stats`` (one per path) saves a stat call per file when the caller has them.
         """
-        result: dict[Path, str] = {}
-        todo: list[tuple[Path, str, int, int]] = []
-        keys = [str(p.absolute()) for p in paths]
+        result: dict[str, str] = {}
+        todo: list[tuple[str, str, int, int]] = []
+        keys = [os.path.abspath(p) for p in paths]  # noqa: PTH100 - strings on purpose
         rows: dict[str, tuple[int, int, str]] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
@@ -64,7 +64,7 @@ class HashCache:
                         f"WHERE path IN ({marks})", chunk):
                     rows[row[0]] = (row[1], row[2], row[3])
         for i, (path, key) in enumerate(zip(paths, keys, strict=True)):
-            st = stats[i] if stats is not None else path.stat()
+            st = stats[i] if stats is not None else os.stat(path)  # noqa: PTH116
             cached = rows.get(key)
             if cached is not None and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
                 result[path] = cached[2]
@@ -74,7 +74,7 @@ class HashCache:
         self.misses += len(todo)
         if todo:
             with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-                digests = list(pool.map(lambda item: sha256_file(item[0]), todo))
+                digests = list(pool.map(lambda item: sha256_file(Path(item[0])), todo))
             with self._lock, self._db:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",

@@ -61,7 +61,7 @@ class InsufficientSpace(DeviceError):
 class LocalFile:
     dest_root: str  # the entry's device destination
     rel: str  # path under dest_root ("" for a single-file destination)
-    path: Path
+    path: str  # local file (a str: thousands of Path objects cost more than the scan)
     size: int
     mtime: int  # seconds, as the sync protocol carries it
     mode: int
@@ -122,10 +122,11 @@ class SyncResult:
         return bool(self.pushed or self.deleted)
 
 
-def _walk(top: Path) -> list[tuple[str, Path, os.stat_result]]:
-    """(relative posix path, path, stat) of every file under ``top``, in sorted order."""
+def _walk(top: Path) -> list[tuple[str, str, os.stat_result, bool]]:
+    """(relative posix path, path, stat, is a symlink) of every file under ``top``, sorted;
+    everything comes from scandir's entries, without a syscall per file where avoidable."""
     found = []
-    stack = [(top, "")]
+    stack = [(str(top), "")]
     while stack:
         folder, prefix = stack.pop()
         with os.scandir(folder) as it:
@@ -133,26 +134,26 @@ def _walk(top: Path) -> list[tuple[str, Path, os.stat_result]]:
         for entry in entries:
             rel = f"{prefix}{entry.name}"
             if entry.is_dir():  # follows symlinks, as the files below are pushed as files
-                stack.append((Path(entry.path), rel + "/"))
+                stack.append((entry.path, rel + "/"))
             else:
-                found.append((rel, Path(entry.path), entry.stat()))
+                found.append((rel, entry.path, entry.stat(), entry.is_symlink()))
     found.sort(key=lambda item: item[0])
     return found
 
 
 def scan_set(asset_set: AssetSet, cache: HashCache) -> list[LocalFile]:
     """The local files of a set, hashed through the cache (only new/changed files hash)."""
-    found: list[tuple[str, str, Path, int | None, os.stat_result]] = []
+    found: list[tuple[str, str, str, int | None, os.stat_result]] = []
     for entry in asset_set.entries:
         src = entry.src
         if not src.exists():
             raise UsageError(f"asset set {asset_set.name}: {src} does not exist")
         if src.is_file():
-            found.append((entry.dest, "", src, entry.mode, src.stat()))
+            found.append((entry.dest, "", str(src), entry.mode, src.stat()))
             continue
         real_root = src.resolve()
-        for rel, path, st in _walk(src):
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+        for rel, path, st, is_link in _walk(src):
+            if is_link and not Path(path).resolve().is_relative_to(real_root):
                 raise UsageError(f"asset set {asset_set.name}: {path} is a symlink "
                                  f"escaping {src}")
             if "\n" in rel or TMP_MARK in rel:
@@ -332,11 +333,18 @@ class Syncer:
         return self.device.run(command, timeout=timeout, check=True).out
 
     def plan(self, sets: Sequence[AssetSet], delete: bool = False) -> list[SetPlan]:
-        local = {s.name: scan_set(s, self.cache) for s in sets}
-        dir_dests = {f.dest_root for files in local.values() for f in files if f.rel}
-        dir_dests |= {e.dest for s in sets for e in s.entries if e.src.is_dir()}
-        with SyncClient(self.device) as client:
-            remote, batches = read_remote_state(client, sets, dir_dests)
+        # The phone's listing and the local scan (stat + hash cache) overlap: one waits on
+        # the phone, the other on the local disk.
+        dir_dests = {e.dest for s in sets for e in s.entries if e.src.is_dir()}
+
+        def listing() -> tuple[RemoteState, int]:
+            with SyncClient(self.device) as client:
+                return read_remote_state(client, sets, dir_dests)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            remote_future = pool.submit(listing)
+            local = {s.name: scan_set(s, self.cache) for s in sets}
+            remote, batches = remote_future.result()
         self.round_trips += batches
         return [plan_set(s, local[s.name], remote, delete) for s in sets]
 
@@ -387,7 +395,7 @@ class Syncer:
             if progress is not None:
                 progress(done[0], total, remote.split(TMP_MARK)[0])
 
-        items = [PushItem(p.tmp_name(f, token), f.mode, f.mtime, local=f.path)
+        items = [PushItem(p.tmp_name(f, token), f.mode, f.mtime, local=Path(f.path))
                  for p in plans for f in p.push]
         items += [PushItem(_manifest_path(p.asset_set) + TMP_MARK + token, 0o644,
                            int(time.time()), data=_manifest_json(p)) for p in plans]
