@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import __version__
+from harness.console import err, out
 from harness.errors import (
     EXIT_DEVICE,
     EXIT_INTERRUPTED,
@@ -25,16 +26,10 @@ from harness.errors import (
 )
 from harness.home import sim_dir
 
-# Piped output (logs, CI) gets wide tables instead of 80 columns of truncated cells.
-PIPE_WIDTH_COLUMNS = 200
-out = Console(highlight=False, soft_wrap=True,
-              width=None if sys.stdout.isatty() else PIPE_WIDTH_COLUMNS)
-err = Console(stderr=True, highlight=False, soft_wrap=True,
-              width=None if sys.stderr.isatty() else PIPE_WIDTH_COLUMNS)
-
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}" + (f" [dim]({hint})[/]" if hint else ""),
+    err.print(f"[bold red]error:[/] {escape(message)}"
+              + (f" [dim]({escape(hint)})[/]" if hint else ""),
               markup=True)
     sys.exit(code)
 
@@ -134,9 +129,9 @@ def doctor_cmd(farm_path: Path | None, selector: str | None, as_json: bool) -> N
     else:
         colours = {"ok": "green", "info": "cyan", "warn": "yellow", "error": "red"}
         for f in findings:
-            hint = f" [dim]({f.hint})[/]" if f.hint else ""
-            out.print(f"[{colours[f.level.value]}]{f.level.value:5}[/] {f.subject}: "
-                      f"{f.message}{hint}", markup=True)
+            hint = f" [dim]({escape(f.hint)})[/]" if f.hint else ""
+            out.print(f"[{colours[f.level.value]}]{f.level.value:5}[/] {escape(f.subject)}: "
+                      f"{escape(f.message)}{hint}", markup=True)
     if any(f.level is Level.ERROR for f in findings):
         sys.exit(EXIT_DEVICE)
 
@@ -186,7 +181,7 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
         phase=(lambda text: err.print(f"[bold cyan]>[/] {text}", markup=True)) if live
         else (lambda text: None),
         line=(lambda step, stream, text: err.print(
-            f"[dim]{step}{'!' if stream == 'stderr' else ':'}[/] {text}", markup=True,
+            f"[dim]{step}{'!' if stream == 'stderr' else ':'}[/] {escape(text)}", markup=True,
             highlight=False)) if live else (lambda step, stream, text: None),
     )
     summary = run_recipe(RunRequest(recipe, selector, values, set_pairs, farm_path, db_path,
@@ -211,12 +206,12 @@ def _print_run(summary: Any) -> None:
         for name, png in step.outputs.items():
             out.print(f"output {step.name}/{name}: {png}")
     for verdict in summary.verdicts:
-        out.print(f"[yellow]verdict:[/] {verdict}", markup=True)
+        out.print(f"[yellow]verdict:[/] {escape(verdict)}", markup=True)
     colour = {"ok": "green", "failed": "red", "interrupted": "yellow"}[summary.status]
     out.print(f"[{colour}]{summary.status}[/] run {summary.run_id} on {summary.serial} in "
-              f"{summary.seconds:.1f}s; folder {summary.run_dir}", markup=True)
+              f"{summary.seconds:.1f}s; folder {escape(str(summary.run_dir))}", markup=True)
     if summary.diagnosis:
-        out.print(f"[red]diagnosis:[/] {summary.diagnosis}", markup=True)
+        out.print(f"[red]diagnosis:[/] {escape(summary.diagnosis)}", markup=True)
 
 
 # ---- sim ----------------------------------------------------------------------------------

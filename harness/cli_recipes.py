@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -31,8 +30,7 @@ if TYPE_CHECKING:
 
 # markup off by default: recipe text and prompts are printed verbatim; markup is opt-in
 # (with escape()) where this module adds its own colours.
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+from harness.console import err, out
 
 
 class LintFailed(HarnessError):

@@ -18,6 +18,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 farm_option = click.option(
     "--farm", "farm_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -28,7 +29,9 @@ device_option = click.option(
 
 
 def _console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    from harness.console import out
+
+    return out
 
 
 def _sets(names: tuple[str, ...]) -> list[Any]:
@@ -163,7 +166,7 @@ def assets_status(set_names: tuple[str, ...], selector: str, farm_path: Path | N
     colours = {"present": "green", "stale": "yellow", "missing": "red"}
     for row in rows:
         table.add_row(row["serial"], row["set"],
-                      f"[{colours[row['status']]}]{row['status']}[/]", row["detail"])
+                      Text(row["status"], style=colours[row["status"]]), row["detail"])
     _console().print(table)
 
 

@@ -41,6 +41,14 @@ def check_farm(farm: Farm, selector: str | None = None) -> list[Finding]:
             findings.append(Finding(Level.OK, server.name,
                                     f"adb server reachable at {server.host}:{server.port}"))
             continue
+        implicit = farm.config.source == "(default)"
+        if implicit:
+            # No farm file: the local server is only looked for, not required.
+            findings.append(Finding(Level.INFO, server.name,
+                                    f"no local adb server on port {server.port}",
+                                    "start one (adb start-server) to use phones attached "
+                                    "by USB"))
+            continue
         if server.name == SIM_SERVER_NAME:
             hint = "`harness sim down` then `harness sim up`"
         elif endpoint.restart is not None:
