@@ -24,10 +24,11 @@ from harness.sim.protocol import Command, Message, ProtocolError
 
 log = logging.getLogger(__name__)
 
-# Features we implement, advertised in our CNXN banner. ``shell_v2`` (separate stdout/stderr
-# and exit status) and ``fixed_push_mkdir`` (SEND creates parent directories) are real; no
-# stat_v2/ls_v2/sendrecv_v2, so the host falls back to sync v1.
-DEVICE_FEATURES = ["shell_v2", "cmd", "fixed_push_mkdir", "fixed_push_symlink_timestamp"]
+# Features we implement, advertised in our CNXN banner: ``shell_v2`` (separate stdout/stderr
+# and exit status; pty and raw) and ``fixed_push_mkdir`` (SEND creates parent directories).
+# No stat_v2/ls_v2/sendrecv_v2, so the host uses sync v1; no ``cmd``/``abb`` (no package
+# manager behind them).
+DEVICE_FEATURES = ["shell_v2", "fixed_push_mkdir"]
 
 # Bytes a stream may hold from the host before we stop acknowledging its writes
 # (backpressure: the host sends no more WRTE on that stream until our OKAY).
