@@ -13,17 +13,15 @@ median of ``--repeat``, alternating:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from harness.adb import adb_binary
 from harness.device import AdbEndpoint, Device
-from harness.sim.farm import Farm
+from harness.sim.farm import private_farm
 
 
 class CountingDevice(Device):
@@ -40,38 +38,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="harness-devbench-") as tmp:
-        os.environ["HARNESS_HOME"] = str(Path(tmp) / "home")
-        farm = Farm(Path(tmp) / "home" / "sim")
-        state = farm.up(["sm8650-16g"], time_scale=0.01)
-        try:
-            phone = state.phones[0]
-            device = CountingDevice(phone.adb_serial, AdbEndpoint("127.0.0.1", state.adb_port))
-            adb = [adb_binary(), "-P", str(state.adb_port), "-s", phone.adb_serial]
-            env = farm.adb_server(state).env
-            facts_s, facts_trips, run_s, adb_s = [], [], [], []
-            for _ in range(args.repeat):
-                CountingDevice.opened = 0
-                start = time.perf_counter()
-                device.facts()
-                facts_s.append(time.perf_counter() - start)
-                facts_trips.append(CountingDevice.opened)
-                start = time.perf_counter()
-                device.run("true")
-                run_s.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                subprocess.run([*adb, "shell", "true"], env=env, check=True)
-                adb_s.append(time.perf_counter() - start)
-            whole = []
-            farm_file = Path(tmp) / "farm.yaml"
-            farm_file.write_text(f"servers: [{{name: b, port: {state.adb_port}}}]\nsim: false\n")
-            for _ in range(5):
-                start = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "harness.cli", "devices", "--json",
-                                "--farm", str(farm_file)], check=True, capture_output=True)
-                whole.append(time.perf_counter() - start)
-        finally:
-            farm.down(wipe=True)
+    with private_farm(time_scale=0.01) as (farm, state, tmp):
+        phone = state.phones[0]
+        device = CountingDevice(phone.adb_serial, AdbEndpoint("127.0.0.1", state.adb_port))
+        adb = [adb_binary(), "-P", str(state.adb_port), "-s", phone.adb_serial]
+        env = farm.adb_server(state).env
+        facts_s, facts_trips, run_s, adb_s = [], [], [], []
+        for _ in range(args.repeat):
+            CountingDevice.opened = 0
+            start = time.perf_counter()
+            device.facts()
+            facts_s.append(time.perf_counter() - start)
+            facts_trips.append(CountingDevice.opened)
+            start = time.perf_counter()
+            device.run("true")
+            run_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            subprocess.run([*adb, "shell", "true"], env=env, check=True)
+            adb_s.append(time.perf_counter() - start)
+        whole = []
+        farm_file = Path(tmp) / "farm.yaml"
+        farm_file.write_text(f"servers: [{{name: b, port: {state.adb_port}}}]\nsim: false\n")
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "harness.cli", "devices", "--json",
+                            "--farm", str(farm_file)], check=True, capture_output=True)
+            whole.append(time.perf_counter() - start)
     med = statistics.median
     print(f"device benchmark, median of {args.repeat}, virtual phone on loopback")
     print(f"facts:  {med(facts_s) * 1000:7.2f} ms, {max(facts_trips)} adb round trip(s) "

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from harness.background import BackgroundRun
 from harness.device import AdbEndpoint, Device
 from harness.images import qfp32_to_png
 from harness.sim.assets import build_demo_assets
-from harness.sim.farm import Farm
+from harness.sim.farm import private_farm
 from harness.sim.handrun import push_tree
 
 
@@ -63,35 +62,30 @@ def main() -> int:
               f"{med(base) * 1000:.1f} ms   ratio {med(ours) / med(base):.2f}   "
               f"identical pixels: {bool(same.all())}")
 
-        os.environ["HARNESS_HOME"] = str(tmp / "home")
-        farm = Farm(tmp / "home" / "sim")
-        state = farm.up(["sm8650-16g"], time_scale=0.005)
-        try:
-            phone = state.phones[0]
-            device = Device(phone.adb_serial, AdbEndpoint("127.0.0.1", state.adb_port))
-            push_tree(device.endpoint.client().device(phone.adb_serial),
-                      build_demo_assets(tmp / "assets"), "/data/local/tmp")
-            cmd = ("CLML_NO_REUSE_TNN=1 /data/local/tmp/sd15_pipeline_run "
-                   "/data/local/tmp/sd15_clml/sd15_clml_weights 20")
-            adb = [adb_binary(), "-P", str(state.adb_port), "-s", phone.adb_serial]
-            env = farm.adb_server(state).env
-            harness_s, bare_s = [], []
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                run = BackgroundRun.start(device, cmd, name="bench")
-                outcome = run.attach(on_output=lambda _s, _l: None)
-                harness_s.append(time.perf_counter() - start)
-                assert outcome.exit_code == 0, outcome.stderr
-                run.cleanup()
-                start = time.perf_counter()
-                subprocess.run([*adb, "shell", cmd], env=env, check=True, capture_output=True)
-                bare_s.append(time.perf_counter() - start)
-        finally:
-            farm.down(wipe=True)
-        print(f"step (simulated SD1.5, 20 steps): harness background run "
-              f"{med(harness_s) * 1000:.0f} ms   bare adb shell {med(bare_s) * 1000:.0f} ms   "
-              f"ratio {med(harness_s) / med(bare_s):.2f}   overhead "
-              f"{(med(harness_s) - med(bare_s)) * 1000:+.0f} ms per step")
+    with private_farm(time_scale=0.005) as (farm, state, tmp):
+        phone = state.phones[0]
+        device = Device(phone.adb_serial, AdbEndpoint("127.0.0.1", state.adb_port))
+        push_tree(device.endpoint.client().device(phone.adb_serial),
+                  build_demo_assets(tmp / "assets"), "/data/local/tmp")
+        cmd = ("CLML_NO_REUSE_TNN=1 /data/local/tmp/sd15_pipeline_run "
+               "/data/local/tmp/sd15_clml/sd15_clml_weights 20")
+        adb = [adb_binary(), "-P", str(state.adb_port), "-s", phone.adb_serial]
+        env = farm.adb_server(state).env
+        harness_s, bare_s = [], []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            run = BackgroundRun.start(device, cmd, name="bench")
+            outcome = run.attach(on_output=lambda _s, _l: None)
+            harness_s.append(time.perf_counter() - start)
+            assert outcome.exit_code == 0, outcome.stderr
+            run.cleanup()
+            start = time.perf_counter()
+            subprocess.run([*adb, "shell", cmd], env=env, check=True, capture_output=True)
+            bare_s.append(time.perf_counter() - start)
+    print(f"step (simulated SD1.5, 20 steps): harness background run "
+          f"{med(harness_s) * 1000:.0f} ms   bare adb shell {med(bare_s) * 1000:.0f} ms   "
+          f"ratio {med(harness_s) / med(bare_s):.2f}   overhead "
+          f"{(med(harness_s) - med(bare_s)) * 1000:+.0f} ms per step")
     return 0
 
 

@@ -21,7 +21,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +31,7 @@ from harness.adb import adb_binary
 from harness.asset_sets import AssetEntry, AssetSet
 from harness.device import AdbEndpoint, Device
 from harness.hashcache import HashCache
-from harness.sim.farm import Farm
+from harness.sim.farm import Farm, private_farm
 from harness.sync import Syncer
 
 BIG_FILES = 8  # weight-sized files holding half of the bytes
@@ -66,15 +65,8 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="harness-syncbench-") as tmp_name:
-        tmp = Path(tmp_name)
-        os.environ["HARNESS_HOME"] = str(tmp / "home")
-        farm = Farm(tmp / "home" / "sim")
-        state = farm.up(["sm8650-16g"], time_scale=0.01)
-        try:
-            return run(args, tmp, farm, state)
-        finally:
-            farm.down(wipe=True)
+    with private_farm(time_scale=0.01) as (farm, state, tmp):
+        return run(args, tmp, farm, state)
 
 
 def run(args: argparse.Namespace, tmp: Path, farm: Farm, state: object) -> int:

@@ -355,3 +355,30 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 __all__ = ["DEFAULT_PROFILES", "Farm", "FarmState", "FarmStatus", "PhoneRecord",
            "SandboxMode", "parse_devices"]
+
+
+@contextlib.contextmanager
+def private_farm(profile_names: Sequence[str] = ("sm8650-16g",), time_scale: float = 0.01,
+                 prefix: str = "harness-farm-") -> Iterator[tuple[Farm, FarmState, Path]]:
+    """A throwaway farm in a temporary ``HARNESS_HOME`` for the length of a block.
+
+    Yields (farm, its state, the temporary directory); stops every process it started and
+    deletes everything afterwards. For benchmarks and scripts that must not touch the
+    user's own farm or adb server.
+    """
+    import tempfile
+
+    old_home = os.environ.get("HARNESS_HOME")
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ["HARNESS_HOME"] = str(tmp / "home")
+        farm = Farm(tmp / "home" / "sim")
+        try:
+            state = farm.up(profile_names, time_scale=time_scale)
+            yield farm, state, tmp
+        finally:
+            farm.down(wipe=True)
+            if old_home is None:
+                os.environ.pop("HARNESS_HOME", None)
+            else:
+                os.environ["HARNESS_HOME"] = old_home
