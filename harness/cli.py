@@ -184,9 +184,24 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
             f"[dim]{step}{'!' if stream == 'stderr' else ':'}[/] {escape(text)}", markup=True,
             highlight=False)) if live else (lambda step, stream, text: None),
     )
-    summary = run_recipe(RunRequest(recipe, selector, values, set_pairs, farm_path, db_path,
-                                    logs_dir, lease_wait, recipes_dirs, tokenizer_dir,
-                                    not no_sync), events)
+    request = RunRequest(recipe, selector, values, set_pairs, farm_path, db_path, logs_dir,
+                         lease_wait, recipes_dirs, tokenizer_dir, not no_sync)
+    if live and err.is_terminal:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TransferSpeedColumn,
+        )
+
+        with Progress(BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err,
+                      transient=True) as bar:
+            task = bar.add_task("sync", total=None, visible=False)
+            events.sync_progress = lambda done, total: bar.update(
+                task, completed=done, total=total, visible=done < total)
+            summary = run_recipe(request, events)
+    else:
+        summary = run_recipe(request, events)
     if as_json:
         _emit_json(summary.to_dict())
     else:

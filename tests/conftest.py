@@ -21,6 +21,23 @@ TEST_TIME_SCALE = 0.005
 TEST_PROFILES = ("sm8650-16g", "sm8550-12g", "sm8475-8g", "sm8650-24g")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness")
+    group.addoption("--real-phone", metavar="SERIAL", default=None,
+                    help="also run the tests marked realphone against this physical phone")
+    group.addoption("--real-adb-port", type=int, default=5037,
+                    help="port of the adb server that has the real phone (default 5037)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--real-phone"):
+        return
+    skip = pytest.mark.skip(reason="needs a physical phone: pytest --real-phone SERIAL")
+    for item in items:
+        if "realphone" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("harness-home")
