@@ -27,7 +27,8 @@ FACTS_COMMAND = "; ".join([
     "grep -H . /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp "
     "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_cur_freq "
     "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq "
-    "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_max_freq 2>/dev/null",
+    "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_max_freq "
+    "/sys/devices/system/cpu/cpu[0-9]*/cpufreq/stats/time_in_state 2>/dev/null",
     f"echo {SECTION}id", "id -u",
     f"echo {SECTION}su", "command -v su 2>/dev/null",
     f"echo {SECTION}end",
@@ -39,7 +40,9 @@ class CpuFreq:
     cpu: str
     cur_khz: int | None
     max_khz: int | None
-    scaling_max_khz: int | None
+    scaling_max_khz: int | None  # below max_khz: the governor is capping (throttling)
+    # kHz -> time spent there, in USER_HZ ticks (10 ms), where stats/time_in_state is readable
+    time_in_state: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,10 +158,18 @@ def zone_celsius(raw: int) -> float:
 def parse_sysfs(lines: list[str]) -> tuple[dict[str, float], list[CpuFreq]]:
     """``grep -H`` output of thermal zone and cpufreq files -> (zones, cpus)."""
     values: dict[str, str] = {}
+    residency: dict[str, dict[int, int]] = {}
     for line in lines:
         path, sep, value = line.partition(":")
-        if sep:
-            values[path] = value.strip()
+        if not sep:
+            continue
+        if path.endswith("/stats/time_in_state"):
+            parts = value.split()
+            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                cpu = path.split("/cpufreq/")[0].rsplit("/", 1)[-1]
+                residency.setdefault(cpu, {})[int(parts[0])] = int(parts[1])
+            continue
+        values[path] = value.strip()
     zones: dict[str, float] = {}
     for path in sorted(values, key=_natural):
         if path.endswith("/type") and "/thermal_zone" in path:
@@ -175,8 +186,10 @@ def parse_sysfs(lines: list[str]) -> tuple[dict[str, float], list[CpuFreq]]:
         match = CPUFREQ_RE.search(path)
         if match and value.isdigit():
             cpus.setdefault(match["cpu"], {})[match["file"]] = int(value)
+    for cpu in residency:
+        cpus.setdefault(cpu, {})
     return zones, [CpuFreq(cpu, f.get("scaling_cur_freq"), f.get("cpuinfo_max_freq"),
-                           f.get("scaling_max_freq"))
+                           f.get("scaling_max_freq"), residency.get(cpu, {}))
                    for cpu, f in sorted(cpus.items(), key=lambda kv: _natural(kv[0]))]
 
 

@@ -101,6 +101,7 @@ def test_facts_match_the_profile(sim_farm: SimFarm) -> None:
         assert facts.thermal_c and facts.battery_temp_c is not None
         assert facts.data_free_kb and facts.data_free_kb > 0
         assert facts.cpus and facts.cpus[0].max_khz
+        assert facts.cpus[0].time_in_state, "time_in_state is readable on virtual phones"
         assert facts.rooted is profile.rooted
 
 

@@ -43,6 +43,8 @@ Current Battery Service state:
 /sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq:2265600
 /sys/devices/system/cpu/cpu7/cpufreq/scaling_cur_freq:3302400
 /sys/devices/system/cpu/cpu7/cpufreq/cpuinfo_max_freq:3302400
+/sys/devices/system/cpu/cpu0/cpufreq/stats/time_in_state:300000 1200
+/sys/devices/system/cpu/cpu0/cpufreq/stats/time_in_state:2265600 345
 {SECTION}id
 2000
 {SECTION}su
@@ -64,6 +66,8 @@ def test_parse_full_sample() -> None:
     assert f.max_temp_c == 41.2
     assert f.cpus[0].cur_khz == 1785600
     assert f.cpus[1].scaling_max_khz is None
+    assert f.cpus[0].time_in_state == {300000: 1200, 2265600: 345}
+    assert f.cpus[1].time_in_state == {}
     assert f.uid == 2000
     assert not f.rooted
     assert f.to_dict()["marketed_ram_gb"] == 16
