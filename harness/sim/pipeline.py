@@ -118,7 +118,7 @@ class Phone:
         factor = self.state.profile.speed_factor * self.state.throttle_factor()
         noise = min(max(self.jitter.gauss(1.0, speed.JITTER_FRACTION), 0.95), 1.05)
         sim_s = base_s * factor * noise
-        time.sleep(sim_s * wall_scale(self.state))
+        time.sleep(sim_s * speed.wall_scale(self.state.time_scale))
         self.state.add_heat(sim_s, power_w)
         return sim_s
 
@@ -593,20 +593,3 @@ def main(binary_name: str, argv: list[str], argv0: str | None = None) -> int:
         return 1
     finally:
         state.unregister_process(pid)
-
-
-TIME_SCALE_ENV = "HARNESS_SIM_TIME_SCALE"
-
-
-def wall_scale(state: PhoneState) -> float:
-    """The phone's time scale, or ``HARNESS_SIM_TIME_SCALE`` for this one process (a test
-    that samples memory while a step runs wants it slower than the farm)."""
-    override = os.environ.get(TIME_SCALE_ENV)
-    if override:
-        try:
-            value = float(override)
-        except ValueError:
-            value = 0.0
-        if value > 0:
-            return value
-    return state.time_scale

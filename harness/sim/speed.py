@@ -9,6 +9,8 @@ about 1 % random jitter. Figures marked *recorded* come from the seed
 
 from __future__ import annotations
 
+import os
+
 # ---- time (simulated seconds) -----------------------------------------------------------
 # recorded: SD1.5 512, 20 steps on the device: total_s=9.19277, s/step=0.459639
 SD15_STEP_S = 0.459639
@@ -54,3 +56,17 @@ VAE_POWER_W = 8.0
 
 # ---- thread counts shown in /proc/<pid>/status -------------------------------------------
 THREADS = {"sd15_pipeline_run": 12, "sdxl_pipeline_run": 18, "sdxl_vae_decoder_run": 14}
+
+
+TIME_SCALE_ENV = "HARNESS_SIM_TIME_SCALE"
+
+
+def wall_scale(phone_scale: float) -> float:
+    """The phone's time scale, or ``HARNESS_SIM_TIME_SCALE`` for this one process (a test
+    that samples memory while a step runs wants it slower than the farm)."""
+    override = os.environ.get(TIME_SCALE_ENV, "")
+    try:
+        value = float(override) if override else 0.0
+    except ValueError:
+        value = 0.0
+    return value if value > 0 else phone_scale
