@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.sim import assets, devtools, profiles, state
+from harness.sim.sandbox import PhoneLayout
 
 UNIT_TIME_SCALE = 0.001  # an SDXL UNet run (about 125 simulated s) sleeps 0.125 s
 TMP = "/data/local/tmp"
@@ -47,18 +48,11 @@ SD15_ENV = {"CLML_NO_REUSE_TNN": "1"}
 SD15_ARGS = [SD15_WEIGHTS, "20"]
 
 
-@dataclass
-class TinyPhone:
-    base: Path
+@dataclass(frozen=True)
+class TinyPhone(PhoneLayout):
+    """A phone's layout (root, ctl) plus its profile, without the daemon."""
+
     profile: profiles.PhoneProfile
-
-    @property
-    def root(self) -> Path:
-        return self.base / "root"
-
-    @property
-    def ctl(self) -> Path:
-        return self.base / "ctl"
 
     @property
     def tmp(self) -> Path:
