@@ -211,3 +211,12 @@ def require_sets(names: Sequence[str], sets: dict[str, AssetSet],
                               f"known: {', '.join(sorted(sets)) or 'none'}")
         chosen.append(sets[name])
     return chosen
+
+
+def ensure_demo_assets(sets: Sequence[AssetSet]) -> None:
+    """Build (or refresh) the virtual farm's demo tree when one of ``sets`` draws from it."""
+    demo = demo_assets_dir()
+    if any(Path(e.src).is_relative_to(demo) for s in sets for e in s.entries):
+        from harness.sim.assets import build_demo_assets
+
+        build_demo_assets(demo)

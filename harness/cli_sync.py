@@ -35,7 +35,7 @@ def _console() -> Console:
 
 
 def _sets(names: tuple[str, ...]) -> list[Any]:
-    from harness.asset_sets import load_asset_sets
+    from harness.asset_sets import ensure_demo_assets, load_asset_sets
     from harness.errors import UsageError
     from harness.yamlpos import suggest
 
@@ -46,19 +46,8 @@ def _sets(names: tuple[str, ...]) -> list[Any]:
             raise UsageError(f"no asset set {name!r}{suggest(name, available)}",
                              hint="`harness assets list` shows them")
         chosen.append(available[name])
-    _ensure_demo_assets(chosen)
+    ensure_demo_assets(chosen)
     return chosen
-
-
-def _ensure_demo_assets(sets: list[Any]) -> None:
-    """Build the virtual farm's demo asset tree when a set draws from it."""
-    from harness.asset_sets import demo_assets_dir
-
-    demo = demo_assets_dir()
-    if any(e.src.is_relative_to(demo) for s in sets for e in s.entries):
-        from harness.sim.assets import build_demo_assets
-
-        build_demo_assets(demo)
 
 
 @click.command("push")

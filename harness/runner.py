@@ -176,10 +176,12 @@ class Runner:
 
     def _run_step(self, run_id: str, index: int, step: PlanStep,
                   verdicts: list[str]) -> StepSummary:
+        # One round trip: clear old outputs, then note the lmkd lines already in logcat.
         prep = prepare_command(step)
-        if prep:
-            self.device.run(prep, check=True, timeout=60)
-        lmkd_before = set(self.device.run(LMKD_COMMAND, timeout=60).out.splitlines())
+        snapshot = f"{{ {LMKD_COMMAND}; true; }}"
+        lines = self.device.run(f"{prep} && {snapshot}" if prep else snapshot, check=True,
+                                timeout=60).out
+        lmkd_before = set(lines.splitlines())
         self.events.phase(f"step {step.name}: {step.binary}")
         collector = PerfCollector()
         logs = {name: (self.run_dir / f"{index:02d}-{step.name}.{name}").open("w")
@@ -342,7 +344,7 @@ def pick_device(request: RunRequest, plan: Plan) -> Device:
 
 
 def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSummary:
-    from harness.asset_sets import load_asset_sets
+    from harness.asset_sets import ensure_demo_assets, load_asset_sets
     from harness.lease import Lease
 
     plan = build_plan(request)
@@ -351,17 +353,7 @@ def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSumma
     if request.sync:
         available = load_asset_sets(request.recipes_dirs)
         sets = [available[name] for name in plan.asset_sets]
-        _ensure_demo_assets(sets)
+        ensure_demo_assets(sets)
     with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s), \
             Store.open(request.db_path) as store:
         return Runner(plan, device, store, request.logs_dir, events, sets).run()
-
-
-def _ensure_demo_assets(sets: Sequence[Any]) -> None:
-    from harness.asset_sets import demo_assets_dir
-
-    demo = demo_assets_dir()
-    if any(Path(e.src).is_relative_to(demo) for s in sets for e in s.entries):
-        from harness.sim.assets import build_demo_assets
-
-        build_demo_assets(demo)

@@ -1,6 +1,7 @@
 """Device command lines for plan steps, and a plan as a copy-pasteable POSIX script.
 
-Quoting: a device command line quotes every value once with :func:`shlex.quote` for the
+Quoting: a device command line quotes every value once (:func:`harness.devshell.quote`: shlex
+quoting, NUL refused) for the
 device shell (toybox/mksh understand POSIX single quotes). On the host, that whole line is
 quoted once more to become one argument of ``adb shell``; adb hands it to the device shell,
 which undoes the inner quoting. Values therefore arrive verbatim, whatever they contain.
@@ -9,9 +10,9 @@ which undoes the inner quoting. Values therefore arrive verbatim, whatever they 
 from __future__ import annotations
 
 import posixpath
-import shlex
 
 from harness import __version__
+from harness.devshell import quote
 from harness.plan import Plan, PlanStep, TokenFile
 
 ADB = "adb"
@@ -19,10 +20,10 @@ ADB = "adb"
 
 def step_command(step: PlanStep) -> str:
     """What to run on the device: ``[cd CWD &&] VAR=value ... argv`` with every value quoted."""
-    assignments = [f"{key}={shlex.quote(value)}" for key, value in step.env.items()]
-    words = [*assignments, *(shlex.quote(arg) for arg in step.argv)]
+    assignments = [f"{key}={quote(value)}" for key, value in step.env.items()]
+    words = [*assignments, *(quote(arg) for arg in step.argv)]
     line = " ".join(words)
-    return f"cd {shlex.quote(step.cwd)} && {line}" if step.cwd else line
+    return f"cd {quote(step.cwd)} && {line}" if step.cwd else line
 
 
 def prepare_command(step: PlanStep) -> str | None:
@@ -31,13 +32,13 @@ def prepare_command(step: PlanStep) -> str | None:
     if not step.outputs:
         return None
     dirs = dict.fromkeys(posixpath.dirname(out.path) for out in step.outputs)
-    return ("mkdir -p " + " ".join(shlex.quote(d) for d in dirs) + " && rm -f "
-            + " ".join(shlex.quote(out.path) for out in step.outputs))
+    return ("mkdir -p " + " ".join(quote(d) for d in dirs) + " && rm -f "
+            + " ".join(quote(out.path) for out in step.outputs))
 
 
 def adb_shell(device_command: str) -> str:
     """The host command that runs ``device_command`` on the phone."""
-    return f"{ADB} shell {shlex.quote(device_command)}"
+    return f"{ADB} shell {quote(device_command)}"
 
 
 def octal_printf(data: bytes) -> str:
@@ -53,7 +54,7 @@ def _token_lines(files: tuple[TokenFile, ...]) -> list[str]:
     for index, token in enumerate(files):
         local = f'"$ids_dir/ids{index}.i32"'
         lines.append(f"printf '{octal_printf(token.data())}' > {local}")
-        lines.append(f"{ADB} push {local} {shlex.quote(token.dest)}")
+        lines.append(f"{ADB} push {local} {quote(token.dest)}")
     lines.append('rm -r "$ids_dir"')
     return lines
 
@@ -65,8 +66,8 @@ def _asset_lines(plan: Plan) -> list[str]:
              "`harness run` syncs them. By hand:"]
     for asset in plan.assets:
         mode = f"  (mode {asset.mode:o})" if asset.mode is not None else ""
-        lines.append(_comment(f"  {ADB} push {shlex.quote(asset.src)} "
-                              f"{shlex.quote(asset.dest)}{mode}"))
+        lines.append(_comment(f"  {ADB} push {quote(asset.src)} "
+                              f"{quote(asset.dest)}{mode}"))
     return lines
 
 
@@ -104,8 +105,8 @@ def _pull_lines(plan: Plan) -> list[str]:
     for _step, out in plan.outputs:
         local = out.path.rsplit("/", 1)[-1]
         shape = ",".join(str(d) for d in out.shape)
-        lines.append(f"{ADB} pull {shlex.quote(out.path)} {shlex.quote(local)}")
-        lines.append(_comment(f"harness convert {shlex.quote(local)} --shape {shape}  "
+        lines.append(f"{ADB} pull {quote(out.path)} {quote(local)}")
+        lines.append(_comment(f"harness convert {quote(local)} --shape {shape}  "
                               f"({out.kind})"))
     return lines
 

@@ -200,9 +200,11 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER.format(repo=str(REPO)))
     count = 40
-    procs = [subprocess.Popen([sys.executable, str(script), tag, str(count), str(db)])
+    procs = [subprocess.Popen([sys.executable, str(script), tag, str(count), str(db)],
+                              stderr=subprocess.PIPE, text=True)
              for tag in ("A", "B")]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
     with Store.open(db) as store:
         runs = store.list_runs(None)
         assert len(runs) == 2 * count
