@@ -12,6 +12,7 @@ rendered plan as JSON, so bench, reports and bundles can reuse or replay exactly
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
@@ -43,6 +44,24 @@ class StoreError(HarnessError):
 
 def default_db_path() -> Path:
     return harness_home() / DB_NAME
+
+
+@contextmanager
+def _open_close_lock(db: Path) -> Iterator[None]:
+    """Serialise opening and closing the database across processes on this host.
+
+    SQLite's busy timeout covers transactions but not every step of opening a WAL database:
+    switching the journal mode of a new file, or opening while another process's last close
+    is checkpointing and deleting the WAL, can fail at once with "database is locked". An
+    flock on ``<db>.lock`` (released when the holder dies) closes that window; transactions
+    still run concurrently and rely on the busy timeout.
+    """
+    fd = os.open(f"{db}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def new_run_id(now_s: float | None = None) -> str:
@@ -183,9 +202,17 @@ class Store:
     def open(cls, path: Path | None = None) -> Store:
         """Open (creating and migrating as needed) the database at ``path``."""
         path = path or default_db_path()
-        conn: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            with _open_close_lock(path):
+                return cls._open_locked(path)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the results database: {exc}") from None
+
+    @classmethod
+    def _open_locked(cls, path: Path) -> Store:
+        conn: sqlite3.Connection | None = None
+        try:
             conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
@@ -206,7 +233,13 @@ class Store:
         return cls(conn, path)
 
     def close(self) -> None:
-        self.conn.close()
+        # The last connection to close checkpoints and removes the WAL file; doing that under
+        # the same lock as opening keeps it from racing another process's journal-mode switch.
+        try:
+            with _open_close_lock(self.path):
+                self.conn.close()
+        except OSError:
+            self.conn.close()
 
     def __enter__(self) -> Store:
         return self

@@ -186,8 +186,9 @@ WRITER = textwrap.dedent("""\
     from harness.store import StepRecord, Store
     plan = render_recipe("sd15-512")
     tag, count = sys.argv[1], int(sys.argv[2])
-    with Store.open(Path(sys.argv[3])) as store:
-        for i in range(count):
+    for i in range(count):
+        # Reopen for every run: opening and closing a WAL database is where races hide.
+        with Store.open(Path(sys.argv[3])) as store:
             run_id = store.begin_run(plan, serial=tag)
             store.record_step(run_id, StepRecord(0, "pipeline", "x", 0, 1.0),
                               {{"total_s": float(i), "s/step": 0.46}})
@@ -202,15 +203,45 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     count = 40
     procs = [subprocess.Popen([sys.executable, str(script), tag, str(count), str(db)],
                               stderr=subprocess.PIPE, text=True)
-             for tag in ("A", "B")]
+             for tag in ("A", "B", "C")]
     errors = [p.communicate(timeout=120)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], errors
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
     with Store.open(db) as store:
         runs = store.list_runs(None)
-        assert len(runs) == 2 * count
+        assert len(runs) == 3 * count
         assert {r.status for r in runs} == {"ok"}
-        assert store.conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 4 * count
-        assert store.conn.execute("SELECT count(*) FROM steps").fetchone()[0] == 2 * count
+        assert store.conn.execute("SELECT count(*) FROM metrics").fetchone()[0] == 6 * count
+        assert store.conn.execute("SELECT count(*) FROM steps").fetchone()[0] == 3 * count
+
+
+OPENER = textwrap.dedent("""\
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from pathlib import Path
+    from harness.store import Store
+    go, dbs = Path(sys.argv[1]), [Path(a) for a in sys.argv[2:]]
+    while not go.exists():
+        time.sleep(0.001)
+    for db in dbs:
+        Store.open(db).close()
+""")
+
+
+def test_many_processes_creating_one_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """Opening a fresh WAL database is not covered by SQLite's busy timeout (switching the
+    journal mode can fail at once with "database is locked"); the open lock must cover it."""
+    script = tmp_path / "opener.py"
+    script.write_text(OPENER.format(repo=str(REPO)))
+    go = tmp_path / "go"
+    dbs = [str(tmp_path / f"fresh{i}.sqlite") for i in range(30)]
+    procs = [subprocess.Popen([sys.executable, str(script), str(go), *dbs],
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    go.touch()
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    for db in dbs:
+        with Store.open(Path(db)) as store:
+            assert schema_version(store.conn) == LATEST_VERSION
 
 
 CRASHER = textwrap.dedent("""\
