@@ -22,7 +22,14 @@ from pathlib import Path
 
 from harness.sim import devtools, profiles, state
 from harness.sim.adbd import AdbDaemon, DeviceIdentity
-from harness.sim.sandbox import PhoneLayout, SandboxMode, command_mapper, enter, path_mapper
+from harness.sim.sandbox import (
+    PhoneLayout,
+    SandboxMode,
+    command_mapper,
+    enter,
+    host_path,
+    path_mapper,
+)
 from harness.sim.services import Services, ShellConfig
 
 log = logging.getLogger("harness.sim.phone")
@@ -37,8 +44,7 @@ def android_env(serial: str, device: str, layout: PhoneLayout, mode: SandboxMode
     prefix = str(layout.root) if mode is SandboxMode.REWRITE else ""
     env = {
         "PATH": ":".join([f"{prefix}/system/bin", f"{prefix}/system/xbin",
-                          f"{prefix}/vendor/bin", "/usr/local/sbin", "/usr/local/bin",
-                          "/usr/sbin", "/usr/bin", "/sbin", "/bin"]),
+                          f"{prefix}/vendor/bin", *host_path(layout, mode)]),
         "HOME": "/",
         "TMPDIR": f"{prefix}/data/local/tmp",
         "ANDROID_DATA": "/data",

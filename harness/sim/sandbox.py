@@ -20,6 +20,7 @@ import ctypes
 import ctypes.util
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ PHONE_OWN_DIRS = ("data", "system", "vendor", "sdcard", "storage", "sys", "produ
 # Device path prefixes translated in rewrite mode.
 DEVICE_PREFIXES = ("/data", "/system", "/vendor", "/sdcard", "/storage", "/sys", "/product")
 SIM_ENV_FORCE_MODE = "HARNESS_SIM_MODE"
+# The host's tool directories a phone's shell may use (after its own /system/bin and friends).
+HOST_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# Host tools a phone must not see: the host's su would make every phone look rooted.
+HIDDEN_HOST_TOOLS = frozenset({"su"})
 
 
 class SandboxMode(StrEnum):
@@ -69,6 +74,11 @@ class PhoneLayout:
     @property
     def log(self) -> Path:
         return self.base / "phone.log"
+
+    @property
+    def host_tools(self) -> Path:
+        """Rewrite mode: links to the host's tools, minus :data:`HIDDEN_HOST_TOOLS`."""
+        return self.base / "hostbin"
 
 
 def _libc() -> ctypes.CDLL:
@@ -113,6 +123,7 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
     ``hide`` is the farm directory: other phones live there and must not be visible.
     """
     if mode is SandboxMode.REWRITE:
+        link_host_tools(layout.host_tools)
         return
     libc = _libc()
     uid, gid = os.geteuid(), os.getegid()
@@ -152,9 +163,9 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
         _mount(str(root / "data"), str(root / "data"), None, MS_BIND)
     if not rooted:
         # The host's own su would make every phone look rooted to `command -v su`.
-        for su in ("usr/bin/su", "bin/su", "usr/sbin/su", "sbin/su"):
-            if (root / su).exists() and not (root / su).is_symlink():
-                _mount("/dev/null", str(root / su), None, MS_BIND)
+        for tool in (root / d.lstrip("/") / n for d in HOST_BIN_DIRS for n in HIDDEN_HOST_TOOLS):
+            if tool.exists() and not tool.is_symlink():
+                _mount("/dev/null", str(tool), None, MS_BIND)
     hidden = root / hide.relative_to("/")
     if hidden.is_dir():
         _mount("tmpfs", str(hidden), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700")
@@ -163,6 +174,33 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
 
 
 # ---- rewrite mode ------------------------------------------------------------------------
+
+def host_path(layout: PhoneLayout, mode: SandboxMode) -> list[str]:
+    """The PATH entries through which a phone's shell reaches the host's everyday tools.
+
+    In a sandbox the host's directories are mounted with su masked; in rewrite mode there is
+    nothing to mask with, so the shell gets a directory of links that leaves su out.
+    """
+    if mode is SandboxMode.REWRITE:
+        return [str(layout.host_tools)]
+    return list(HOST_BIN_DIRS)
+
+
+def link_host_tools(target: Path) -> None:
+    """(Re)build ``target`` as links to every host tool on :data:`HOST_BIN_DIRS` (first name
+    wins, as on PATH) except :data:`HIDDEN_HOST_TOOLS`."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    seen = set(HIDDEN_HOST_TOOLS)
+    for directory in HOST_BIN_DIRS:
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(directory):
+                if entry.name in seen or not os.access(entry.path, os.X_OK):
+                    continue
+                with contextlib.suppress(OSError):
+                    if entry.is_file():
+                        (target / entry.name).symlink_to(entry.path)
+                        seen.add(entry.name)
 
 _PREFIX_RE = re.compile(
     r"(?<![\w./-])(" + "|".join(re.escape(p) for p in DEVICE_PREFIXES) + r")(?=/|\b|$)"

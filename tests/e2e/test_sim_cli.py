@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.adb import adb_binary, port_open
+from harness.device import AdbEndpoint, Device
 from harness.procs import pid_alive
 from harness.sim import handrun
 from harness.sim.assets import build_demo_assets
@@ -87,7 +88,7 @@ def test_fallback_modes_still_run_the_seed_flows(tmp_path: Path, mode: str) -> N
     os.environ["HARNESS_SIM_MODE"] = mode
     try:
         farm = Farm(tmp_path / "farm")
-        state = farm.up(["sm8650-16g"], time_scale=0.005)
+        state = farm.up(["sm8650-16g", "sm8550-12g"], time_scale=0.005)
     finally:
         del os.environ["HARNESS_SIM_MODE"]
     try:
@@ -104,5 +105,9 @@ def test_fallback_modes_still_run_the_seed_flows(tmp_path: Path, mode: str) -> N
         if mode == "rewrite":
             assert not Path("/data/local/tmp/sdxl_pipeline_run").exists() or \
                 Path(state.phones[0].base, "root/data/local/tmp/sdxl_pipeline_run").exists()
+        # Only the rooted profile (sm8550-12g) looks rooted: the host's su stays out of reach.
+        endpoint = AdbEndpoint("127.0.0.1", state.adb_port)
+        rooted = [Device(p.adb_serial, endpoint).facts().rooted for p in state.phones]
+        assert rooted == [False, True]
     finally:
         farm.down()
