@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -111,6 +111,15 @@ def _run(device: Any, line: str, result: HandRun) -> StepResult:
     return step
 
 
+def _collect(device: Any, remote: str, png: Path, size: int, result: HandRun) -> None:
+    """Pull the 1x3xSIZExSIZE float32 output into ``png``'s folder and convert it to ``png``."""
+    png.parent.mkdir(parents=True, exist_ok=True)
+    raw = png.parent / PurePosixPath(remote).name
+    device.sync.pull(remote, raw)
+    result.png = png
+    result.stats = qfp32_to_png(raw, (1, 3, size, size), png)
+
+
 def sdxl_split(device: Any, assets: Path, out_dir: Path,
                cond: tuple[int, ...] = A_PHOTO_OF_A_CAT) -> HandRun:
     """The seed's recommended SDXL 1024 flow: UNet-only process, then VAE process."""
@@ -124,11 +133,7 @@ def sdxl_split(device: Any, assets: Path, out_dir: Path,
     if _run(device, shell_line(SDXL_VAE_ENV, SDXL_VAE_ARGV, cwd=DEVICE_TMP),
             result).exit_code != 0:
         return result
-    out_dir.mkdir(parents=True, exist_ok=True)
-    raw = out_dir / "sdxl_vae_out.qfp32"
-    device.sync.pull(SDXL_OUTPUT, raw)
-    result.png = out_dir / "sdxl_vae_out.png"
-    result.stats = qfp32_to_png(raw, (1, 3, 1024, 1024), result.png)
+    _collect(device, SDXL_OUTPUT, out_dir / "sdxl_vae_out.png", 1024, result)
     return result
 
 
@@ -141,9 +146,5 @@ def sd15(device: Any, assets: Path, out_dir: Path, steps: int = 20) -> HandRun:
             str(steps)]
     if _run(device, shell_line({"CLML_NO_REUSE_TNN": "1"}, argv), result).exit_code != 0:
         return result
-    out_dir.mkdir(parents=True, exist_ok=True)
-    raw = out_dir / "clml_stable_diffusion_output.qfp32"
-    device.sync.pull(SD15_OUTPUT, raw)
-    result.png = out_dir / "sd15_output.png"
-    result.stats = qfp32_to_png(raw, (1, 3, 512, 512), result.png)
+    _collect(device, SD15_OUTPUT, out_dir / "sd15_output.png", 512, result)
     return result
