@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -166,21 +166,23 @@ def expect(container: Any, key: str | int, types: tuple[type, ...], what: str) -
     return value
 
 
-def ensure_dict(value: Any, where: Pos, what: str) -> PosDict:
-    if isinstance(value, PosDict):
+_Container = TypeVar("_Container", PosDict, PosList)
+
+
+def _ensure(kind: type[_Container], noun: str, value: Any, where: Pos, what: str) -> _Container:
+    """``value`` if it is a ``kind``; an empty one placed at ``where`` if it is None."""
+    if isinstance(value, kind):
         return value
     if value is None:
-        empty = PosDict()
+        empty = kind()
         empty.pos = where
         return empty
-    raise ConfigError(f"{where}: {what} must be a mapping, not {type(value).__name__}")
+    raise ConfigError(f"{where}: {what} must be {noun}, not {type(value).__name__}")
+
+
+def ensure_dict(value: Any, where: Pos, what: str) -> PosDict:
+    return _ensure(PosDict, "a mapping", value, where, what)
 
 
 def ensure_list(value: Any, where: Pos, what: str) -> PosList:
-    if isinstance(value, PosList):
-        return value
-    if value is None:
-        empty = PosList()
-        empty.pos = where
-        return empty
-    raise ConfigError(f"{where}: {what} must be a list, not {type(value).__name__}")
+    return _ensure(PosList, "a list", value, where, what)
