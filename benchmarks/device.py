@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness.adb import adb_binary
-from harness.device import AdbEndpoint, Device
+from harness.device.adb import adb_binary
+from harness.device.device import AdbEndpoint, Device
 from harness.sim.farm import private_farm
 
 

@@ -1,6 +1,6 @@
 """Run benchmark: qfp32 -> PNG conversion, and harness overhead per step.
 
-  convert:  harness.images.qfp32_to_png on a 1024x1024 VAE output  vs  the seed's minimal
+  convert:  harness.run.images.qfp32_to_png on a 1024x1024 VAE output  vs  the seed's minimal
             numpy + Pillow snippet, same file, alternating, median of ``--repeat``.
   step:     a simulated SD1.5 step through BackgroundRun (start + attach + output lines)  vs
             a bare `adb shell` of the same command, on one virtual phone.
@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.adb import adb_binary
-from harness.background import BackgroundRun
-from harness.device import AdbEndpoint, Device
-from harness.images import qfp32_to_png
+from harness.device.adb import adb_binary
+from harness.device.background import BackgroundRun
+from harness.device.device import AdbEndpoint, Device
+from harness.run.images import qfp32_to_png
 from harness.sim.assets import build_demo_assets
 from harness.sim.farm import private_farm
-from harness.sim.handrun import push_tree
+from tests.handrun import push_tree
 
 
 def seed_snippet(src: Path, dest: Path) -> None:

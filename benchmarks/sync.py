@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.adb import adb_binary
-from harness.asset_sets import AssetEntry, AssetSet
-from harness.device import AdbEndpoint, Device
-from harness.hashcache import HashCache
+from harness.assets.hashcache import HashCache
+from harness.assets.sets import AssetEntry, AssetSet
+from harness.assets.sync import Syncer
+from harness.device.adb import adb_binary
+from harness.device.device import AdbEndpoint, Device
 from harness.sim.farm import Farm, private_farm
-from harness.sync import Syncer
 
 BIG_FILES = 8  # weight-sized files holding half of the bytes
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import adbutils
 
-from harness.adb import adb_binary
-from harness.hashcache import sha256_file as sha256
+from harness.assets.hashcache import sha256_file as sha256
+from harness.device.adb import adb_binary
 from harness.sim.farm import private_farm
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

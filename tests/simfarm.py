@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import adbutils
 
-from harness.adb import AdbServer, adb_client
+from harness.device.adb import AdbServer, adb_client
 from harness.sim.farm import Farm, FarmState, PhoneRecord
 
 
@@ -42,7 +42,7 @@ class SimFarm:
     def adb(self, *args: str, timeout: float = 120, check: bool = False,
             input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run the real adb binary against the farm's server (bytes in, bytes out)."""
-        from harness.adb import adb_binary
+        from harness.device.adb import adb_binary
 
         result = subprocess.run([adb_binary(), "-P", str(self.state.adb_port), *args],
                                 env=self.server.env, capture_output=True, timeout=timeout,

@@ -3,7 +3,7 @@
 ``Farm(directory)`` owns one farm, recorded in ``farm.json`` in that directory (PIDs, ports,
 profiles). Every process it starts is recorded there and later stopped by PID, after checking
 that the PID still runs the command we started; nothing is ever killed by name. The farm's
-adb server is hermetic (see :mod:`harness.adb`) and listens on loopback only.
+adb server is hermetic (see :mod:`harness.device.adb`) and listens on loopback only.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.adb import AdbServer, free_port
+from harness.device.adb import AdbServer, free_port
+from harness.device.procs import pid_alive, pid_cmdline, stop_pid
 from harness.errors import AdbError, SimError
-from harness.procs import pid_alive, pid_cmdline, stop_pid
 from harness.sim import profiles
 from harness.sim.sandbox import PhoneLayout, SandboxMode, detect_mode
 

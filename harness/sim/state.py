@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.procs import pid_alive
+from harness.device.procs import pid_alive
 from harness.sim import devtools
 from harness.sim.profiles import PhoneProfile
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.background import BackgroundRun
-from harness.device import AdbEndpoint, CommandTimeout, Device, DeviceNotFound
+from harness.device.background import BackgroundRun
+from harness.device.device import AdbEndpoint, CommandTimeout, Device, DeviceNotFound
 from harness.errors import DeviceError
 from harness.sim.farm import Farm as SimFarmCore
 from harness.sim.profiles import load_profile

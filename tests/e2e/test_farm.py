@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.farm import Farm, load_farm
-from harness.plan import Requirements
+from harness.device.facts import Requirements
+from harness.farm.inventory import Farm, load_farm
 from harness.sim.farm import Farm as SimFarmCore
 from tests.simfarm import SimFarm
 
@@ -102,7 +102,7 @@ def test_devices_and_doctor_commands(farm_file: Path, tmp_path: Path) -> None:
 
 
 def test_doctor_flags_a_dead_server(tmp_path: Path) -> None:
-    from harness.adb import free_port
+    from harness.device.adb import free_port
 
     path = tmp_path / "farm.yaml"
     path.write_text(f"servers:\n  - {{name: gone, port: {free_port()}}}\nsim: false\n")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.sim import handrun
 from harness.sim.assets import build_demo_assets
+from tests import handrun
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e
@@ -78,7 +78,7 @@ def _image(device, path: str) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 def test_failure_1_tnn_reuse_drift_paints_colour_blocks(sim_farm: SimFarm, assets: Path) -> None:
-    from harness.diagnose import colour_blocks
+    from harness.run.diagnose import colour_blocks
 
     device = pushed(sim_farm, "sm8650-16g", assets)
     assert _sdxl_unet(device).returncode == 0
@@ -92,7 +92,7 @@ def test_failure_1_tnn_reuse_drift_paints_colour_blocks(sim_farm: SimFarm, asset
 
 
 def test_failure_2_k0_without_x0_gives_end_colour_blocks(sim_farm: SimFarm, assets: Path) -> None:
-    from harness.diagnose import colour_blocks
+    from harness.run.diagnose import colour_blocks
 
     device = pushed(sim_farm, "sm8650-16g", assets)
     run = _sdxl_unet(device, SDXL_EARLY_DECODE_K="0", SDXL_EARLY_DECODE_X0=None)

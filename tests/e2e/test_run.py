@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from harness.device import AdbEndpoint, Device
-from harness.store import Store
+from harness.device.device import AdbEndpoint, Device
+from harness.results.store import Store
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e

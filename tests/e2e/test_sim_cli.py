@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.adb import adb_binary, port_open
-from harness.device import AdbEndpoint, Device
-from harness.procs import pid_alive
-from harness.sim import handrun
+from harness.device.adb import adb_binary, port_open
+from harness.device.device import AdbEndpoint, Device
+from harness.device.procs import pid_alive
 from harness.sim.assets import build_demo_assets
 from harness.sim.farm import Farm
+from tests import handrun
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e

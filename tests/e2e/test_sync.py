@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.asset_sets import AssetEntry, AssetSet
-from harness.device import AdbEndpoint, Device
+from harness.assets.hashcache import HashCache
+from harness.assets.sets import AssetEntry, AssetSet
+from harness.assets.sync import InsufficientSpace, Syncer, sync_many
+from harness.device.device import AdbEndpoint, Device
 from harness.errors import UsageError
-from harness.hashcache import HashCache
-from harness.sync import InsufficientSpace, Syncer, sync_many
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +57,7 @@ def remote_listing(device: Device, dest: str) -> dict[str, str]:
 
 
 def local_listing(root: Path) -> dict[str, str]:
-    from harness.hashcache import sha256_file
+    from harness.assets.hashcache import sha256_file
 
     return {p.relative_to(root).as_posix(): sha256_file(p) for p in root.rglob("*")
             if p.is_file()}
@@ -144,13 +144,13 @@ def test_full_disk_phone_gets_a_clear_error_and_nothing(sim_farm: SimFarm, tmp_p
 
 
 def test_path_escapes_are_refused(tmp_path: Path) -> None:
-    from harness.asset_sets import load_asset_sets
+    from harness.assets.sets import load_asset_sets
 
     (tmp_path / "src").mkdir()
     (tmp_path / "outside.txt").write_text("secret")
     (tmp_path / "src" / "link").symlink_to(tmp_path / "outside.txt")
     with pytest.raises(UsageError, match="symlink escaping"):
-        from harness.sync import scan_set
+        from harness.assets.sync import scan_set
 
         scan_set(one_set("esc", tmp_path / "src", "/data/local/tmp/esc"),
                  HashCache(tmp_path / "h.sqlite"))
@@ -184,9 +184,9 @@ def test_killed_push_leaves_no_partial_file_and_the_rerun_completes(
     dest = "/data/local/tmp/synctest/k"
     script = (
         "import sys\nfrom pathlib import Path\n"
-        "from harness.asset_sets import AssetEntry, AssetSet\n"
-        "from harness.device import AdbEndpoint, Device\n"
-        "from harness.sync import Syncer\n"
+        "from harness.assets.sets import AssetEntry, AssetSet\n"
+        "from harness.device.device import AdbEndpoint, Device\n"
+        "from harness.assets.sync import Syncer\n"
         f"d = Device({device.serial!r}, AdbEndpoint('127.0.0.1', {sim_farm.state.adb_port}))\n"
         f"Syncer(d).sync([AssetSet('k', [AssetEntry(Path({str(src)!r}), {dest!r}, None)])])\n"
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.hashcache import sha256_file as sha256
+from harness.assets.hashcache import sha256_file as sha256
 from harness.sim.farm import parse_devices
 from harness.sim.profiles import load_profile
 from harness.sim.protocol import Command, Message
@@ -208,7 +208,7 @@ def test_garbage_and_truncated_packets_close_only_that_connection(sim_farm: SimF
 
 
 def _adb_cmd(sim_farm: SimFarm) -> list[str]:
-    from harness.adb import adb_binary
+    from harness.device.adb import adb_binary
 
     return [adb_binary(), "-P", str(sim_farm.state.adb_port)]
 

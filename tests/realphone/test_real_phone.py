@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.asset_sets import AssetEntry, AssetSet
-from harness.background import BackgroundRun
-from harness.device import AdbEndpoint, Device
-from harness.hashcache import HashCache
-from harness.sync import Syncer
+from harness.assets.hashcache import HashCache
+from harness.assets.sets import AssetEntry, AssetSet
+from harness.assets.sync import Syncer
+from harness.device.background import BackgroundRun
+from harness.device.device import AdbEndpoint, Device
 
 pytestmark = pytest.mark.realphone
 

@@ -1,0 +1,108 @@
+"""``harness run``: one recipe on one phone, with live output and a summary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from harness.cli.options import emit_json, farm_option
+from harness.console import err, out
+from harness.errors import EXIT_RUN_FAILED
+
+
+@click.command("run")
+@click.argument("recipe")
+@click.option("--device", "-d", "selector", default="auto", show_default=True,
+              help="Serial, nickname, sim, or tag:EXPR; auto = an attached phone that meets "
+                   "the recipe's requirements, else a virtual phone.")
+@click.option("--prompt", "-p", default=None, help="The prompt (recipe parameter prompt).")
+@click.option("--negative", default=None, help="The negative prompt.")
+@click.option("--seed", type=int, default=None, help="The seed.")
+@click.option("--set", "set_pairs", multiple=True, metavar="K=V",
+              help="A recipe parameter (steps=30), or a step override to reproduce a "
+                   "failure: STEP.env.KEY=VALUE, STEP.unset=KEY, STEP.cwd=DIR. Repeatable.")
+@farm_option
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Results database (default $HARNESS_HOME/results.sqlite).")
+@click.option("--logs-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("logs"), show_default=True, help="Where run folders go.")
+@click.option("--lease-wait", type=float, default=0.0, show_default=True,
+              help="Seconds to wait for a phone another harness job holds.")
+@click.option("--recipes-dir", "recipes_dirs", multiple=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Extra recipe folder.")
+@click.option("--tokenizer-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="A model's own vocab.json + merges.txt.")
+@click.option("--no-sync", is_flag=True, help="Do not sync the recipe's asset sets first.")
+@click.option("--quiet", "-q", is_flag=True, help="No live output lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None,
+            seed: int | None, set_pairs: tuple[str, ...], farm_path: Path | None,
+            db_path: Path | None, logs_dir: Path, lease_wait: float,
+            recipes_dirs: tuple[Path, ...], tokenizer_dir: Path | None, no_sync: bool,
+            quiet: bool, as_json: bool) -> None:
+    """Run a recipe on a phone: sync, tokenize, run each step, parse [Perf], pull PNGs, store."""
+    from harness.run.runner import RunEvents, RunRequest, run_recipe
+
+    values: dict[str, Any] = {}
+    for key, value in (("prompt", prompt), ("negative_prompt", negative), ("seed", seed)):
+        if value is not None:
+            values[key] = value
+    live = not (quiet or as_json)
+    events = RunEvents(
+        phase=(lambda text: err.print(f"[bold cyan]>[/] {text}", markup=True)) if live
+        else (lambda text: None),
+        line=(lambda step, stream, text: err.print(
+            f"[dim]{step}{'!' if stream == 'stderr' else ':'}[/] {escape(text)}", markup=True,
+            highlight=False)) if live else (lambda step, stream, text: None),
+    )
+    request = RunRequest(recipe, selector, values, set_pairs, farm_path, db_path, logs_dir,
+                         lease_wait, recipes_dirs, tokenizer_dir, not no_sync)
+    if live and err.is_terminal:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TransferSpeedColumn,
+        )
+
+        with Progress(BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err,
+                      transient=True) as bar:
+            task = bar.add_task("sync", total=None, visible=False)
+            events.sync_progress = lambda done, total: bar.update(
+                task, completed=done, total=total, visible=done < total)
+            summary = run_recipe(request, events)
+    else:
+        summary = run_recipe(request, events)
+    if as_json:
+        emit_json(summary.to_dict())
+    else:
+        _print_run(summary)
+    if summary.status != "ok":
+        sys.exit(EXIT_RUN_FAILED)
+
+
+def _print_run(summary: Any) -> None:
+    table = Table("step", "exit", "wall s", "figures")
+    for step in summary.steps:
+        figures = "  ".join(f"{k}={v:g}" for k, v in step.metrics.items())
+        table.add_row(step.name, "-" if step.exit_code is None else str(step.exit_code),
+                      f"{step.seconds:.2f}", figures)
+    out.print(table)
+    for step in summary.steps:
+        for name, png in step.outputs.items():
+            out.print(f"output {step.name}/{name}: {png}")
+    for verdict in summary.verdicts:
+        out.print(f"[yellow]verdict:[/] {escape(verdict)}", markup=True)
+    colour = {"ok": "green", "failed": "red", "interrupted": "yellow"}[summary.status]
+    out.print(f"[{colour}]{summary.status}[/] run {summary.run_id} on {summary.serial} in "
+              f"{summary.seconds:.1f}s; folder {escape(str(summary.run_dir))}", markup=True)
+    if summary.diagnosis:
+        out.print(f"[red]diagnosis:[/] {escape(summary.diagnosis)}", markup=True)
+
+
+COMMANDS = [run_cmd]

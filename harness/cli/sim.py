@@ -1,0 +1,175 @@
+"""``harness sim ...``: the virtual farm (start, stop, add, remove, drop, heat, profiles)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.table import Table
+
+from harness.cli.options import emit_json
+from harness.console import out
+from harness.home import sim_dir
+
+
+@click.group()
+def sim() -> None:
+    """Virtual Snapdragon phones behind a private adb server (for trying and testing)."""
+
+
+def _farm() -> Any:
+    from harness.sim.farm import Farm
+
+    return Farm(sim_dir())
+
+
+@sim.command("up")
+@click.option("--phones", "-n", type=int, default=None,
+              help="Number of phones (profiles are cycled). Default: one per --profile, "
+                   "or three (sm8650-16g, sm8550-12g, sm8475-8g).")
+@click.option("--profile", "-p", "profile_names", multiple=True, metavar="NAME",
+              help="Phone profile; repeat for several phones. See `harness sim profiles`.")
+@click.option("--time-scale", type=float, default=None, show_default=False,
+              help="Wall seconds per simulated second (default 0.1: SDXL 1024 in ~15 s).")
+@click.option("--adb-port", type=int, default=None, help="Port of the farm's own adb server "
+              "(default: a free one; never 5037).")
+@click.option("--json", "as_json", is_flag=True, help="Print the farm as JSON.")
+def sim_up(phones: int | None, profile_names: tuple[str, ...], time_scale: float | None,
+           adb_port: int | None, as_json: bool) -> None:
+    """Start a virtual farm in the background."""
+    from harness.sim.farm import DEFAULT_TIME_SCALE
+
+    farm = _farm()
+    state = farm.up(profile_names, phones=phones,
+                    time_scale=DEFAULT_TIME_SCALE if time_scale is None else time_scale,
+                    adb_port=adb_port)
+    status = farm.status()
+    if as_json:
+        emit_json(_status_dict(status))
+        return
+    _print_status(status)
+    out.print(f"\nadb server: [bold]adb -P {state.adb_port} devices -l[/]", markup=True)
+
+
+@sim.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the farm as JSON.")
+def sim_status(as_json: bool) -> None:
+    """Show the virtual farm: adb server port, phones, their processes and adb state."""
+    status = _farm().status()
+    if as_json:
+        emit_json(_status_dict(status) if status else {"running": False})
+        return
+    if status is None:
+        out.print("no virtual farm is running (start one with `harness sim up`)")
+        return
+    _print_status(status)
+
+
+@sim.command("down")
+@click.option("--wipe", is_flag=True, help="Also delete the phones' files (/data etc.).")
+def sim_down(wipe: bool) -> None:
+    """Stop the virtual farm: exactly the processes it started, by PID."""
+    count = _farm().down(wipe=wipe)
+    out.print(f"stopped {count} phone(s) and the farm's adb server" if count
+              else "no virtual farm was running")
+
+
+@sim.command("add")
+@click.option("--profile", "-p", "profile_name", default="sm8650-16g", show_default=True,
+              help="Phone profile.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new phone as JSON.")
+def sim_add(profile_name: str, as_json: bool) -> None:
+    """Add a phone to the running farm."""
+    record = _farm().add_phone(profile_name)
+    if as_json:
+        emit_json(_phone_dict(record))
+    else:
+        out.print(f"added {record.serial} ({record.profile}) as {record.adb_serial}")
+
+
+@sim.command("remove")
+@click.argument("serial")
+def sim_remove(serial: str) -> None:
+    """Disconnect and stop one phone of the running farm."""
+    record = _farm().remove_phone(serial)
+    out.print(f"removed {record.serial}")
+
+
+@sim.command("drop")
+@click.argument("serial")
+def sim_drop(serial: str) -> None:
+    """Cut a phone's adb connections (a simulated cable pull); the phone keeps running."""
+    _farm().drop_connections(serial)
+    out.print(f"dropped the connections of {serial}")
+
+
+@sim.command("heat")
+@click.argument("serial")
+@click.argument("celsius", type=float)
+def sim_heat(serial: str, celsius: float) -> None:
+    """Set a phone's temperatures at once (it then cools toward ambient)."""
+    from harness.sim.state import PhoneState
+
+    farm = _farm()
+    state = farm._require()
+    record = farm.find(state, serial)
+    PhoneState(record.layout.ctl).set_temperature(celsius)
+    out.print(f"{record.serial} is now at {celsius:g} °C")
+
+
+@sim.command("profiles")
+@click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")
+def sim_profiles(as_json: bool) -> None:
+    """List phone profiles (built-in and $HARNESS_HOME/sim/profiles/*.yaml)."""
+    from dataclasses import asdict
+
+    from harness.sim.profiles import list_profiles, load_profile
+
+    items = [load_profile(name) for name in list_profiles()]
+    if as_json:
+        emit_json([asdict(p) for p in items])
+        return
+    table = Table("profile", "model", "SoC", "platform", "RAM", "Android")
+    for prof in items:
+        table.add_row(prof.name, prof.model, prof.soc_model, prof.board_platform,
+                      f"{prof.ram_gb} GB", f"{prof.android_release} (SDK {prof.sdk})")
+    out.print(table)
+
+
+def _phone_dict(record: Any) -> dict[str, Any]:
+    return {"serial": record.serial, "adb_serial": record.adb_serial,
+            "profile": record.profile, "port": record.port, "pid": record.pid,
+            "dir": record.base}
+
+
+def _status_dict(status: Any) -> dict[str, Any]:
+    state = status.state
+    return {
+        "running": True,
+        "directory": str(status.directory),
+        "adb_port": state.adb_port,
+        "adb_pid": state.adb_pid,
+        "adb_alive": status.adb_alive,
+        "mode": state.mode,
+        "time_scale": state.time_scale,
+        "healthy": status.healthy,
+        "phones": [dict(_phone_dict(ph.record), alive=ph.process_alive, adb_state=ph.adb_state)
+                   for ph in status.phones],
+    }
+
+
+def _print_status(status: Any) -> None:
+    state = status.state
+    alive = "[green]running[/]" if status.adb_alive else "[red]dead[/]"
+    out.print(f"adb server: port [bold]{state.adb_port}[/] pid {state.adb_pid} ({alive})   "
+              f"sandbox: [bold]{state.mode}[/]   time scale: {state.time_scale:g}",
+              markup=True)
+    table = Table("serial", "adb serial", "profile", "pid", "process", "adb state")
+    for ph in status.phones:
+        table.add_row(ph.record.serial, ph.record.adb_serial, ph.record.profile,
+                      str(ph.record.pid), "alive" if ph.process_alive else "dead",
+                      ph.adb_state)
+    out.print(table)
+
+
+COMMANDS = [sim]

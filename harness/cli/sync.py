@@ -1,0 +1,162 @@
+"""CLI commands for asset sync: ``harness push`` and ``harness assets list|status``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from harness.cli.options import farm_option
+
+device_option = click.option(
+    "--device", "-d", "selector", required=True,
+    help="Phone(s): serial, nickname, sim, or tag:EXPR (every matching phone is synced).")
+
+
+def _console() -> Console:
+    from harness.console import out
+
+    return out
+
+
+def _sets(names: tuple[str, ...]) -> list[Any]:
+    from harness.assets.sets import load_asset_sets
+    from harness.errors import UsageError
+    from harness.farm.inventory import ensure_demo_assets
+    from harness.yamlpos import suggest
+
+    available = load_asset_sets()
+    chosen = []
+    for name in names:
+        if name not in available:
+            raise UsageError(f"no asset set {name!r}{suggest(name, available)}",
+                             hint="`harness assets list` shows them")
+        chosen.append(available[name])
+    ensure_demo_assets(e.src for s in chosen for e in s.entries)
+    return chosen
+
+
+@click.command("push")
+@click.argument("set_names", metavar="SET...", nargs=-1, required=True)
+@device_option
+@farm_option
+@click.option("--delete", is_flag=True, help="Delete files on the phone the sets no longer have.")
+@click.option("--verify", is_flag=True, help="Hash every file on the phone and repair mismatches.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def push_cmd(set_names: tuple[str, ...], selector: str, farm_path: Path | None, delete: bool,
+             verify: bool, quiet: bool, as_json: bool) -> None:
+    """Sync asset sets to phones: only new or changed files, atomically, in parallel."""
+    from harness.assets.sync import sync_many
+    from harness.farm.inventory import resolve
+    from harness.farm.lease import Lease
+
+    sets = _sets(set_names)
+    devices = resolve(selector, farm_path, many=True)
+    leases = [Lease(d.serial, f"harness push {' '.join(set_names)}").acquire() for d in devices]
+    try:
+        if quiet or as_json or not sys.stderr.isatty():
+            results = sync_many(devices, sets, delete=delete, verify=verify)
+        else:
+            with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                          TransferSpeedColumn(), TimeRemainingColumn(),
+                          console=Console(stderr=True)) as bar:
+                tasks = {d.serial: bar.add_task(d.serial, total=None) for d in devices}
+
+                def progress(serial: str, done: int, total: int, _path: str) -> None:
+                    bar.update(tasks[serial], completed=done, total=total)
+
+                results = sync_many(devices, sets, delete=delete, verify=verify,
+                                    progress=progress)
+    finally:
+        for lease in leases:
+            lease.release()
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in results], indent=2, default=list))
+        return
+    out = _console()
+    for r in results:
+        what = (f"pushed {len(r.pushed)} file(s), {r.pushed_bytes / 1e6:.1f} MB"
+                if r.pushed else "up to date")
+        extra = []
+        if r.deleted:
+            extra.append(f"deleted {len(r.deleted)}")
+        if r.repaired:
+            extra.append(f"repaired {len(r.repaired)} changed behind our back")
+        if r.verified:
+            extra.append(f"verified {r.verified}, {len(r.mismatched)} mismatched")
+        tail = f" ({'; '.join(extra)})" if extra else ""
+        out.print(f"{r.serial}: {what} of {r.files_total}{tail} in {r.seconds:.2f}s, "
+                  f"{r.round_trips} adb round trip(s)")
+
+
+@click.group("assets")
+def assets_group() -> None:
+    """Asset sets: what harness pushes to phones, and whether phones have it."""
+
+
+@assets_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the sets as JSON.")
+def assets_list(as_json: bool) -> None:
+    """List asset sets with their local sources and device destinations."""
+    from harness.assets.sets import load_asset_sets
+
+    sets = load_asset_sets()
+    if as_json:
+        click.echo(json.dumps({name: {"description": s.description, "entries": [
+            {"src": str(e.src), "dest": e.dest, "mode": e.mode} for e in s.entries]}
+            for name, s in sets.items()}, indent=2))
+        return
+    table = Table("set", "source", "destination", "description")
+    for name, s in sets.items():
+        for i, e in enumerate(s.entries):
+            table.add_row(name if i == 0 else "", str(e.src), e.dest,
+                          s.description if i == 0 else "")
+    _console().print(table)
+
+
+@assets_group.command("status")
+@click.argument("set_names", metavar="[SET...]", nargs=-1)
+@device_option
+@farm_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def assets_status(set_names: tuple[str, ...], selector: str, farm_path: Path | None,
+                  as_json: bool) -> None:
+    """Show which sets are present, stale or missing on each phone (one round trip)."""
+    from harness.assets.sets import load_asset_sets
+    from harness.assets.sync import Syncer, set_status
+    from harness.farm.inventory import resolve
+
+    sets = _sets(set_names or tuple(load_asset_sets()))
+    rows = []
+    for device in resolve(selector, farm_path, many=True):
+        for plan in Syncer(device).plan(sets):
+            state, detail = set_status(plan)
+            rows.append({"serial": device.serial, "set": plan.asset_set, "status": state,
+                         "detail": detail})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("phone", "set", "status", "detail")
+    colours = {"present": "green", "stale": "yellow", "missing": "red"}
+    for row in rows:
+        table.add_row(row["serial"], row["set"],
+                      Text(row["status"], style=colours[row["status"]]), row["detail"])
+    _console().print(table)
+
+
+COMMANDS = [push_cmd, assets_group]

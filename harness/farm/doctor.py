@@ -1,0 +1,102 @@
+"""Health checks for the farm and its phones, each with an actionable message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from harness.farm.inventory import SIM_SERVER_NAME, Farm, FarmDevice
+from harness.farm.lease import holder_of
+
+LOW_BATTERY_PERCENT = 20  # below this a phone may throttle or die mid-run
+HOT_CELSIUS = 40.0  # above this timings are skewed by throttling (bench gates at 35-38)
+LOW_SPACE_KB = 4 * 1024 * 1024  # SDXL weights alone take several GB
+
+
+class Level(StrEnum):
+    OK = "ok"
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    subject: str  # server name or serial
+    message: str
+    hint: str = ""
+
+
+def check_farm(farm: Farm, selector: str | None = None) -> list[Finding]:
+    """Run every check; ``selector`` narrows the phone checks to what ``--device`` names."""
+    findings: list[Finding] = []
+    servers = farm.servers()
+    if not servers:
+        findings.append(Finding(Level.ERROR, "farm", "the farm file lists no adb server",
+                                f"edit {farm.config.source}"))
+    for server in servers:
+        endpoint = farm.endpoint(server)
+        if endpoint.alive():
+            findings.append(Finding(Level.OK, server.name,
+                                    f"adb server reachable at {server.host}:{server.port}"))
+            continue
+        implicit = farm.config.source == "(default)"
+        if implicit:
+            # No farm file: the local server is only looked for, not required.
+            findings.append(Finding(Level.INFO, server.name,
+                                    f"no local adb server on port {server.port}",
+                                    "start one (adb start-server) to use phones attached "
+                                    "by USB"))
+            continue
+        if server.name == SIM_SERVER_NAME:
+            hint = "`harness sim down` then `harness sim up`"
+        elif endpoint.restart is not None:
+            hint = f"start it: adb -P {server.port} start-server"
+        else:
+            hint = "is the SSH tunnel to that host up? (see the farm file docs)"
+        findings.append(Finding(Level.ERROR, server.name,
+                                f"no adb server at {server.host}:{server.port}", hint))
+    devices = farm.discover()
+    if selector:
+        selection = farm.select(selector, None, devices)
+        devices = selection.chosen + [d for d, _ in selection.rejected]
+    if not devices:
+        findings.append(Finding(Level.WARN, "farm", "no phones found",
+                                "plug one in and allow USB debugging, or `harness sim up`"))
+    for item in devices:
+        findings.extend(check_device(item))
+    return findings
+
+
+def check_device(item: FarmDevice) -> list[Finding]:
+    serial = item.serial
+    if item.excluded:
+        return [Finding(Level.INFO, serial, f"excluded: {item.excluded}")]
+    if item.state == "unauthorized":
+        return [Finding(Level.ERROR, serial, "unauthorized",
+                        "unlock the phone and accept the USB debugging prompt")]
+    if item.state != "device":
+        return [Finding(Level.ERROR, serial, f"state is {item.state}",
+                        "replug the cable, or `adb reconnect offline`")]
+    facts = item.facts
+    if facts is None:
+        return [Finding(Level.ERROR, serial, f"cannot read facts: {item.error}",
+                        "try `adb -s SERIAL shell getprop`")]
+    out = [Finding(Level.OK, serial, f"{facts.model} {facts.soc_model}, "
+                   f"{facts.marketed_ram_gb} GB, Android {facts.android_release}")]
+    if facts.battery_level is not None and facts.battery_level < LOW_BATTERY_PERCENT:
+        out.append(Finding(Level.WARN, serial, f"battery at {facts.battery_level}%",
+                           "charge it: a low battery throttles and can die mid-run"))
+    hottest = facts.max_temp_c
+    if hottest is not None and hottest > HOT_CELSIUS:
+        out.append(Finding(Level.WARN, serial, f"hot: {hottest:.1f} °C",
+                           "let it cool; timings taken now will be throttled"))
+    if facts.data_free_kb is not None and facts.data_free_kb < LOW_SPACE_KB:
+        out.append(Finding(Level.WARN, serial,
+                           f"only {facts.data_free_kb / 1024 / 1024:.1f} GB free on /data",
+                           "delete old outputs: SDXL weights need several GB"))
+    holder = holder_of(serial)
+    if holder is not None:
+        out.append(Finding(Level.INFO, serial, f"leased by {holder.describe()}"))
+    return out

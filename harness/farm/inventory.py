@@ -1,0 +1,367 @@
+"""The farm: adb servers, the phones behind them, their nicknames and tags, and selection.
+
+The farm file (YAML, default ``$HARNESS_HOME/farm.yaml``, ``--farm`` to override)::
+
+    servers:                    # default: the local server on port 5037
+      - name: desk
+        port: 5037
+      - name: lab2              # phones on another host, through an SSH tunnel:
+        host: 127.0.0.1         #   ssh -N -L 15037:127.0.0.1:5037 lab2
+        port: 15037
+    sim: true                   # include the virtual farm's server while it runs
+    devices:
+      R5CW30ABCDE: {nickname: s24, tags: [nightly]}
+    exclude:
+      R5CX1234: cracked screen, thermal sensor reads 0
+
+Every phone also gets automatic tags from its facts: its SoC (``sm8650``), platform
+(``pineapple``), marketed RAM (``ram16``), Android (``android14``) and ``sim`` for virtual
+phones. ``--device`` takes a serial, a nickname, ``sim`` (start or reuse the virtual farm),
+or a tag expression ``tag:EXPR`` where ``,`` is or, ``+`` is and, ``!`` is not
+(``tag:sm8650+nightly,sm8550``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.device.device import AdbEndpoint, Device
+from harness.device.facts import DeviceFacts, Requirements
+from harness.errors import ConfigError, DeviceError, HarnessError, UsageError
+from harness.farm.lease import holder_of
+from harness.home import harness_home, sim_dir
+from harness.yamlpos import PosDict, check_keys, load_yaml, pos_of, suggest
+
+FARM_FILE_NAME = "farm.yaml"
+SIM_SERVER_NAME = "sim"
+FACTS_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 5037
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    nickname: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FarmConfig:
+    servers: tuple[ServerSpec, ...] = (ServerSpec("local"),)
+    devices: dict[str, DeviceSpec] = field(default_factory=dict)
+    exclude: dict[str, str] = field(default_factory=dict)
+    include_sim: bool = True
+    source: str = "(default)"
+
+
+@dataclass
+class FarmDevice:
+    """A phone as discovered: where it is, its state, its facts (when online)."""
+
+    serial: str
+    server: ServerSpec
+    state: str
+    spec: DeviceSpec
+    facts: DeviceFacts | None = None
+    excluded: str | None = None
+    error: str | None = None
+
+    @property
+    def nickname(self) -> str | None:
+        return self.spec.nickname
+
+    @property
+    def tags(self) -> set[str]:
+        tags = set(self.spec.tags)
+        if self.server.name == SIM_SERVER_NAME:
+            tags.add("sim")
+        f = self.facts
+        if f is not None:
+            if f.soc_model:
+                tags.add(f.soc_model.lower())
+            if f.board_platform:
+                tags.add(f.board_platform.lower())
+            if f.marketed_ram_gb:
+                tags.add(f"ram{f.marketed_ram_gb}")
+            if f.android_release:
+                tags.add(f"android{f.android_release.split('.')[0]}")
+        return tags
+
+    def device(self, farm: Farm) -> Device:
+        return Device(self.serial, farm.endpoint(self.server))
+
+    def to_dict(self) -> dict[str, Any]:
+        holder = holder_of(self.serial)
+        return {
+            "serial": self.serial, "server": self.server.name, "nickname": self.nickname,
+            "state": self.state, "tags": sorted(self.tags), "excluded": self.excluded,
+            "error": self.error, "lease": holder.describe() if holder else None,
+            "facts": self.facts.to_dict() if self.facts else None,
+        }
+
+
+def default_farm_path() -> Path:
+    return harness_home() / FARM_FILE_NAME
+
+
+def load_farm(path: Path | None = None) -> FarmConfig:
+    """Read the farm file; a missing default file means "the local server only"."""
+    explicit = path is not None
+    path = path or default_farm_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"{path}: no such farm file")
+        return FarmConfig()
+    data = load_yaml(path)
+    name = str(path)
+    if data is None:
+        return FarmConfig(servers=(), source=name)
+    if not isinstance(data, PosDict):
+        raise ConfigError(f"{name}:1: a farm file is a mapping (servers, devices, exclude)")
+    check_keys(data, ("servers", "devices", "exclude", "sim"), "the farm file")
+    servers = _servers(name, data)
+    devices: dict[str, DeviceSpec] = {}
+    raw_devices = data.get("devices") or {}
+    if not isinstance(raw_devices, dict):
+        raise ConfigError(f"{pos_of(data, 'devices')}: devices must be a mapping")
+    for serial, spec in raw_devices.items():
+        devices[str(serial)] = _device_spec(name, raw_devices, serial, spec)
+    nicknames = [d.nickname for d in devices.values() if d.nickname]
+    dupes = {n for n in nicknames if nicknames.count(n) > 1}
+    if dupes:
+        raise ConfigError(f"{name}: nickname used twice: {', '.join(sorted(dupes))}")
+    exclude = data.get("exclude") or {}
+    if not isinstance(exclude, dict):
+        raise ConfigError(f"{pos_of(data, 'exclude')}: exclude must map "
+                          "serial -> reason")
+    sim = data.get("sim", True)
+    if not isinstance(sim, bool):
+        raise ConfigError(f"{pos_of(data, 'sim')}: sim must be true or false")
+    return FarmConfig(tuple(servers), devices, {str(k): str(v) for k, v in exclude.items()},
+                      sim, name)
+
+
+def _servers(name: str, data: PosDict) -> list[ServerSpec]:
+    raw = data.get("servers")
+    if raw is None:
+        return [ServerSpec("local")]
+    if not isinstance(raw, list):
+        raise ConfigError(f"{pos_of(data, 'servers')}: servers must be a list")
+    servers = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, PosDict):
+            raise ConfigError(f"{pos_of(data, 'servers')}: server {i + 1} must "
+                              "be a mapping with host/port/name")
+        check_keys(item, ("name", "host", "port"), "a server")
+        port = item.get("port", 5037)
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError(f"{pos_of(item, 'port')}: port must be 1-65535")
+        host = str(item.get("host", "127.0.0.1"))
+        servers.append(ServerSpec(str(item.get("name", f"{host}:{port}")), host, port))
+    names = [s.name for s in servers]
+    if len(set(names)) != len(names) or SIM_SERVER_NAME in names:
+        raise ConfigError(f"{name}: server names must be unique and not {SIM_SERVER_NAME!r}")
+    return servers
+
+
+def _device_spec(name: str, parent: Any, serial: Any, spec: Any) -> DeviceSpec:
+    if spec is None:
+        return DeviceSpec()
+    if not isinstance(spec, PosDict):
+        raise ConfigError(f"{pos_of(parent, serial)}: device {serial} must be a "
+                          "mapping (nickname, tags)")
+    check_keys(spec, ("nickname", "tags"), f"device {serial}")
+    tags = spec.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str | int) for t in tags):
+        raise ConfigError(f"{pos_of(spec, 'tags')}: tags must be a list of words")
+    nickname = spec.get("nickname")
+    return DeviceSpec(str(nickname) if nickname is not None else None,
+                      tuple(str(t).lower() for t in tags))
+
+
+def match_tags(expr: str, tags: set[str]) -> bool:
+    """``a+b,c,!d``: or of ands; ``!`` negates one word."""
+    for alternative in expr.split(","):
+        words = [w.strip().lower() for w in alternative.split("+") if w.strip()]
+        if words and all((w[1:] not in tags) if w.startswith("!") else (w in tags)
+                         for w in words):
+            return True
+    return False
+
+
+class Farm:
+    """The phones of all servers in a farm file, discovered on demand."""
+
+    def __init__(self, config: FarmConfig | None = None) -> None:
+        self.config = config or FarmConfig()
+
+    def servers(self) -> list[ServerSpec]:
+        servers = list(self.config.servers)
+        if self.config.include_sim:
+            port = _sim_port()
+            if port is not None:
+                servers.append(ServerSpec(SIM_SERVER_NAME, "127.0.0.1", port))
+        return servers
+
+    def endpoint(self, server: ServerSpec) -> AdbEndpoint:
+        if server.name == SIM_SERVER_NAME:
+            return AdbEndpoint(server.host, server.port, _restart_sim_server, SIM_SERVER_NAME)
+        if server.host in ("127.0.0.1", "localhost", "::1"):
+            endpoint = AdbEndpoint.local(server.port)
+            endpoint.name = server.name
+            return endpoint
+        return AdbEndpoint(server.host, server.port, None, server.name)
+
+    def discover(self, with_facts: bool = True) -> list[FarmDevice]:
+        """Every phone on every server (excluded ones flagged), with facts when online."""
+        found: list[FarmDevice] = []
+        for server in self.servers():
+            try:
+                infos = self.endpoint(server).client().list()
+            except Exception:  # noqa: S112 - an unreachable server is `harness doctor`'s job
+                continue
+            for info in infos:
+                spec = self.config.devices.get(info.serial, DeviceSpec())
+                found.append(FarmDevice(info.serial, server, str(info.state), spec,
+                                        excluded=self.config.exclude.get(info.serial)))
+        if with_facts:
+            self._fill_facts([d for d in found if d.state == "device" and not d.excluded])
+        return found
+
+    def _fill_facts(self, devices: Sequence[FarmDevice]) -> None:
+        def read(item: FarmDevice) -> None:
+            try:
+                item.facts = item.device(self).facts()
+            except DeviceError as exc:
+                item.error = str(exc)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=FACTS_WORKERS) as pool:
+            list(pool.map(read, devices))
+
+    def select(self, selector: str, requirements: Requirements | None = None,
+               devices: Iterable[FarmDevice] | None = None) -> Selection:
+        """The phones ``selector`` names that meet ``requirements``, and why others don't."""
+        if not selector.strip():
+            raise UsageError("empty --device")
+        pool = list(devices) if devices is not None else self.discover()
+        if selector == "sim":
+            pool = [d for d in pool if d.server.name == SIM_SERVER_NAME]
+            named = pool
+        elif selector.startswith("tag:"):
+            expr = selector[4:]
+            named = [d for d in pool if match_tags(expr, d.tags)]
+        else:
+            named = [d for d in pool if selector in (d.serial, d.nickname)]
+            if not named:
+                known = sorted({d.serial for d in pool} | {d.nickname for d in pool
+                                                          if d.nickname})
+                raise DeviceError(f"no phone {selector!r} on any server "
+                                  f"({len(pool)} phone(s) seen)"
+                                  f"{suggest(selector, known)}",
+                                  hint="`harness devices` lists the phones")
+        chosen: list[FarmDevice] = []
+        rejected: list[tuple[FarmDevice, str]] = []
+        for item in named:
+            why = self._rejection(item, requirements)
+            if why:
+                rejected.append((item, why))
+            else:
+                chosen.append(item)
+        return Selection(selector, chosen, rejected)
+
+    def _rejection(self, item: FarmDevice, requirements: Requirements | None) -> str:
+        if item.excluded:
+            return f"excluded in the farm file: {item.excluded}"
+        if item.state != "device":
+            return f"state is {item.state}"
+        if item.facts is None:
+            return f"facts unreadable: {item.error or 'unknown error'}"
+        if requirements is not None:
+            f = item.facts
+            unknown = [] if f.marketed_ram_gb is not None or requirements.min_ram_gb is None \
+                else ["RAM size unknown"]
+            return "; ".join(unknown + requirements.unmet(f.marketed_ram_gb, f.soc_model or None))
+        return ""
+
+
+@dataclass
+class Selection:
+    selector: str
+    chosen: list[FarmDevice]
+    rejected: list[tuple[FarmDevice, str]]
+
+    def explain(self) -> list[str]:
+        return [f"{d.serial}: {why}" for d, why in self.rejected]
+
+    def require_one(self) -> list[FarmDevice]:
+        if not self.chosen:
+            lines = self.explain()
+            detail = "; ".join(lines) if lines else "no phone matched"
+            raise DeviceError(f"no eligible phone for --device {self.selector}: {detail}")
+        return self.chosen
+
+
+def _sim_port() -> int | None:
+    from harness.sim.farm import Farm as SimFarm
+
+    try:
+        state = SimFarm(sim_dir()).load()
+    except HarnessError:
+        return None
+    return state.adb_port if state is not None else None
+
+
+def _restart_sim_server() -> None:
+    from harness.sim.farm import Farm as SimFarm
+
+    SimFarm(sim_dir()).restart_adb()
+
+
+def ensure_sim() -> None:
+    """Start the virtual farm with its defaults unless it already runs."""
+    from harness.sim.farm import Farm as SimFarm
+
+    sim = SimFarm(sim_dir())
+    status = sim.status()
+    if status is None or not status.adb_alive:
+        sim.up()
+
+
+def resolve(selector: str, farm_path: Path | None = None,
+            requirements: Requirements | None = None, many: bool = False) -> list[Device]:
+    """Turn ``--device`` into Devices: one (the first eligible) or, with ``many``, all.
+
+    ``sim`` starts the virtual farm when it is not running.
+    """
+    config = load_farm(farm_path)
+    if selector == "sim":
+        ensure_sim()
+        config = FarmConfig(config.servers, config.devices, config.exclude, True,
+                            config.source)
+    farm = Farm(config)
+    chosen = farm.select(selector, requirements).require_one()
+    if not many:  # prefer a phone no other harness job holds
+        chosen = sorted(chosen, key=lambda d: holder_of(d.serial) is not None)[:1]
+    items = chosen
+    return [item.device(farm) for item in items]
+
+
+def ensure_demo_assets(sources: Iterable[Path]) -> None:
+    """Build (or refresh) the virtual farm's demo tree when one of ``sources`` lies in it.
+
+    ``sources`` are the local sources of the asset sets about to be synced.
+    """
+    from harness.sim.assets import demo_assets_dir as build_demo_tree
+
+    demo = sim_dir() / "demo_assets"  # the tree harness.sim.assets builds
+    if any(Path(src).is_relative_to(demo) for src in sources):
+        build_demo_tree()

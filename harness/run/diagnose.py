@@ -1,0 +1,114 @@
+"""Why a step failed, or why its output looks wrong, in one sentence naming the seed's reason.
+
+Pure functions over what the runner collected (exit status, output tails, lmkd lines from
+logcat, the plan's lint findings, image statistics), so every rule is unit tested on text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from harness.recipes.lint import Finding
+
+# A tile counts as a colour block when it is nearly flat and strongly coloured or clipped:
+# diffusion output has texture everywhere; TNN-reuse drift paints uniform saturated squares.
+BLOCK_TILE_PX = 32
+FLAT_STD = 0.02  # per-channel standard deviation in [0, 1] units
+SATURATED_SPREAD = 0.5  # max channel - min channel
+LMKD_RE = re.compile(r"(lowmemorykiller|lmkd).*Kill '([^']+)'")
+
+
+@dataclass(frozen=True)
+class BlockReport:
+    tiles: int
+    blocks: int
+
+    @property
+    def fraction(self) -> float:
+        return self.blocks / self.tiles if self.tiles else 0.0
+
+
+def colour_blocks(image: npt.NDArray[np.float32]) -> BlockReport:
+    """Count flat, saturated (or clipped/NaN) tiles in a (1,3,H,W) or (3,H,W) image in [-1,1]."""
+    chw = image[0] if image.ndim == 4 else image
+    x = np.nan_to_num(chw / 2.0 + 0.5, nan=2.0, posinf=2.0, neginf=-1.0)
+    _, h, w = x.shape
+    th, tw = h // BLOCK_TILE_PX, w // BLOCK_TILE_PX
+    if th == 0 or tw == 0:
+        return BlockReport(0, 0)
+    tiles = x[:, : th * BLOCK_TILE_PX, : tw * BLOCK_TILE_PX].reshape(
+        3, th, BLOCK_TILE_PX, tw, BLOCK_TILE_PX)
+    std = tiles.std(axis=(2, 4)).max(axis=0)
+    mean = tiles.mean(axis=(2, 4))
+    spread = mean.max(axis=0) - mean.min(axis=0)
+    out_of_range = (mean.max(axis=0) > 1.0) | (mean.min(axis=0) < 0.0)
+    blocks = (std < FLAT_STD) & ((spread > SATURATED_SPREAD) | out_of_range)
+    return BlockReport(int(th * tw), int(blocks.sum()))
+
+
+def lmkd_kills(logcat: str, binary: str) -> list[str]:
+    """lowmemorykiller/lmkd lines that name ``binary`` (kernel names are cut at 15 chars)."""
+    name = binary.rsplit("/", 1)[-1]
+    names = {name, name[:15]}
+    return [line.strip() for line in logcat.splitlines()
+            if (m := LMKD_RE.search(line)) and m.group(2) in names]
+
+
+def diagnose_failure(binary: str, exit_code: int | None, stderr: str, stdout: str,
+                     lmkd: Sequence[str], findings: Sequence[Finding], timed_out: bool,
+                     timeout_s: float | None) -> str:
+    """One sentence on why a step failed."""
+    text = f"{stderr}\n{stdout}"
+    last = _last_line(stderr) or _last_line(stdout)
+    rules = {f.rule for f in findings}
+    if timed_out:
+        return f"timed out after {timeout_s:g}s and was killed on the phone"
+    if lmkd:
+        hint = ("; the seed: SDXL 1024 needs 16 GB, and CLIP+UNet resident together (or "
+                "CLIP+UNet+VAE in one process) run out of memory: use the split sdxl-1024 recipe"
+                if rules & {"SDXL_SINGLE_PROCESS", "SDXL_PREINIT", "SDXL_RAM"} or "sdxl" in binary
+                else "")
+        return f"killed by the low-memory killer ({lmkd[-1]}){hint}"
+    if exit_code is None:
+        return "ended without an exit status (killed, or the phone rebooted)"
+    if exit_code == 137:
+        return "killed by SIGKILL (no lmkd line in logcat: killed from outside?)"
+    if "Attention" in text and ("libMNN" in text or "MNN" in text):
+        return ("the MNN library without the Attention op was loaded: put "
+                "/data/local/tmp/MNN_fuse first in LD_LIBRARY_PATH (the seed: never put "
+                "/data/local/tmp first)")
+    if "CANNOT LINK EXECUTABLE" in text:
+        return f"a library could not be loaded: {last} (push the mnn-fuse asset set?)"
+    if "VAE_CWD" in rules:
+        return (f"{last or f'exited with {exit_code}'}: the VAE must run with /data/local/tmp "
+                "as its working directory (the seed: it is started as ./sdxl_vae_decoder_run "
+                "and writes output/ relative to it)")
+    if "Failed to open" in text or "No such file" in text:
+        return f"a file is missing on the phone: {last} (harness push the recipe's asset sets)"
+    return f"exited with {exit_code}" + (f": {last}" if last else "")
+
+
+def diagnose_output(blocks: BlockReport | None, nan_count: int,
+                    findings: Sequence[Finding]) -> str | None:
+    """A verdict on an image output, or None when it looks clean."""
+    problems = []
+    if nan_count:
+        problems.append(f"{nan_count} NaN values")
+    if blocks is not None and blocks.blocks:
+        problems.append(f"colour blocks in {blocks.blocks} of {blocks.tiles} tiles")
+    if not problems:
+        return None
+    causes = [f"{f.message} ({f.reason})" for f in findings
+              if f.rule in ("CLML_NO_REUSE_TNN", "EARLY_DECODE_X0")]
+    cause = "; likely cause: " + "; ".join(causes) if causes else ""
+    return ", ".join(problems) + cause
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""

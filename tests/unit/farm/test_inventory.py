@@ -1,0 +1,129 @@
+"""The farm file: parsing, clear errors with file:line, tag expressions, leases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.device.facts import DeviceFacts
+from harness.errors import ConfigError
+from harness.farm.inventory import DeviceSpec, Farm, FarmDevice, ServerSpec, load_farm, match_tags
+from harness.farm.lease import Lease, LeaseBusy, holder_of
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "farm.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_full_farm_file(tmp_path: Path) -> None:
+    cfg = load_farm(write(tmp_path, """
+servers:
+  - {name: desk, port: 5037}
+  - name: lab2
+    host: 127.0.0.1
+    port: 15037
+sim: false
+devices:
+  R5CW30: {nickname: s24, tags: [Nightly, ram16]}
+  ABC: null
+exclude:
+  BROKEN1: cracked screen
+"""))
+    assert [s.name for s in cfg.servers] == ["desk", "lab2"]
+    assert cfg.servers[1].port == 15037
+    assert cfg.devices["R5CW30"].nickname == "s24"
+    assert cfg.devices["R5CW30"].tags == ("nightly", "ram16")
+    assert cfg.exclude == {"BROKEN1": "cracked screen"}
+    assert cfg.include_sim is False
+
+
+def test_missing_default_file_means_local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    cfg = load_farm(None)
+    assert [(s.host, s.port) for s in cfg.servers] == [("127.0.0.1", 5037)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("servers: [\n  {port: 1\n", r"farm.yaml:3"),
+        ("servers:\n  - port: 5037\n    hots: x\n", r"farm.yaml:3: unknown key 'hots'.*did you mean 'host'"),
+        ("servers:\n  - port: 99999\n", r"farm.yaml:2: port must be 1-65535"),
+        ("devices:\n  X:\n    nick: a\n", r"farm.yaml:3: unknown key 'nick'.*did you mean 'nickname'"),
+        ("devicez: {}\n", r"farm.yaml:1: unknown key 'devicez'.*did you mean 'devices'"),
+        ("devices:\n  A: {nickname: x}\n  B: {nickname: x}\n", r"nickname used twice: x"),
+        ("- a\n- b\n", r"farm.yaml:1: a farm file is a mapping"),
+        ("sim: maybe\n", r"farm.yaml:1: sim must be true or false"),
+        ("devices:\n  A: {tags: ram16}\n", r"tags must be a list"),
+        ("servers:\n  - {name: sim}\n", r"not 'sim'"),
+        ("a: 1\na: 2\n", r"farm.yaml:2: duplicate key 'a'"),
+    ],
+)
+def test_malformed_farm_files(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_farm(write(tmp_path, text))
+
+
+def test_explicit_missing_farm_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such farm file"):
+        load_farm(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [("sm8650", True), ("sm8550", False), ("sm8650+ram16", True), ("sm8650+ram12", False),
+     ("sm8550,ram16", True), ("!sm8475", True), ("sm8650+!nightly", False), ("", False)],
+)
+def test_tag_expressions(expr: str, expected: bool) -> None:
+    assert match_tags(expr, {"sm8650", "ram16", "nightly"}) is expected
+
+
+def _dev(serial: str, soc: str, ram_kb: int, state: str = "device", nick: str | None = None) -> FarmDevice:
+    facts = DeviceFacts(serial, soc_model=soc, mem_total_kb=ram_kb, android_release="14")
+    return FarmDevice(serial, ServerSpec("s"), state, DeviceSpec(nick), facts)
+
+
+def test_selection_explains_rejections() -> None:
+    from harness.device.facts import Requirements
+
+    pool = [_dev("A", "SM8650", 15_000_000, nick="big"), _dev("B", "SM8475", 7_500_000),
+            _dev("C", "SM8650", 15_000_000, state="offline")]
+    farm = Farm()
+    sel = farm.select("tag:android14", Requirements(min_ram_gb=16, socs=("SM8650",)), pool)
+    assert [d.serial for d in sel.chosen] == ["A"]
+    why = dict((d.serial, reason) for d, reason in sel.rejected)
+    assert "needs 16 GB of RAM, the phone has 8 GB" in why["B"]
+    assert "needs SoC SM8650, the phone has SM8475" in why["B"]
+    assert sel.chosen == farm.select("big", None, pool).chosen
+    with pytest.raises(Exception, match="no phone 'bigg'.*big"):
+        farm.select("bigg", None, pool)
+
+
+def test_lease_is_exclusive_across_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from harness.farm.lease import Lease\n"
+         "with Lease('PHONE1', 'nightly bench'):\n"
+         "    print('held', flush=True); time.sleep(30)\n"],
+        stdout=subprocess.PIPE, text=True, env={**__import__('os').environ, "HARNESS_HOME": str(tmp_path)})
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LeaseBusy, match="PHONE1: in use by pid .*nightly bench"):
+            Lease("PHONE1", "engineer run").acquire()
+        info = holder_of("PHONE1")
+        assert info is not None and info.pid == holder.pid
+    finally:
+        holder.kill()  # the holder dies: its lease must expire with it
+        holder.wait()
+    start = time.monotonic()
+    with Lease("PHONE1", "engineer run", wait_s=5):
+        assert holder_of("PHONE1") is not None
+    assert time.monotonic() - start < 5
+    assert holder_of("PHONE1") is None

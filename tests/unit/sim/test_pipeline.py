@@ -1,0 +1,307 @@
+"""The simulated CLML binaries against a virtual phone in a temporary directory.
+
+Most runs call ``pipeline.main`` in-process (fast); the runs that end in a signal (lmkd's
+SIGKILL, MNN's abort) run the demo wrapper scripts as real processes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.sim import assets, pipeline, speed
+from tests.simphone import (
+    LATENT,
+    SD15_ARGS,
+    SD15_ENV,
+    SD15_WEIGHTS,
+    SDXL_WEIGHTS,
+    SIM_ENV_VARS,
+    TMP,
+    UNET_ARGS,
+    UNET_ENV,
+    VAE_ARGS,
+    VAE_ENV,
+    TinyPhone,
+    blocky_tiles,
+    constant_latent_tiles,
+    make_phone,
+)
+
+SD15_OUT = f"{TMP}/output/clml_stable_diffusion_output.qfp32"
+SD15_SHAPE = (1, 3, 512, 512)
+SDXL_SHAPE = (1, 3, 1024, 1024)
+LATENT_SHAPE = (1, 4, 128, 128)
+PERF_SD15 = re.compile(r"^\[Perf\] steps=(\d+) total_s=([\d.]+) s/step=([\d.]+)$", re.M)
+PERF_UNET = re.compile(r"^\[Perf\] UNet loop_s=([\d.]+) s/step=([\d.]+)$", re.M)
+PERF_VAE = re.compile(r"^\[Perf\] iters=1 warmup=0 s/it=([\d.]+)$", re.M)
+
+
+@pytest.fixture
+def phone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TinyPhone:
+    made = make_phone(tmp_path / "phone")
+    for var in SIM_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HARNESS_SIM_ROOT", str(made.root))
+    monkeypatch.setenv("HARNESS_SIM_DIR", str(made.ctl))
+    monkeypatch.chdir(made.root)
+    return made
+
+
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], binary: str,
+        args: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[int, str, str]:
+    with monkeypatch.context() as m:
+        for key, value in env.items():
+            m.setenv(key, value)
+        if cwd is not None:
+            m.chdir(cwd)
+        code = pipeline.main(binary, args, argv0=f"{TMP}/{binary}")
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# ---- clean runs ----------------------------------------------------------------------------
+
+def test_sd15_clean_run(phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, SD15_ENV)
+    assert code == 0, err
+    steps, total, per_step = PERF_SD15.search(out).groups()  # type: ignore[union-attr]
+    assert int(steps) == 20
+    assert float(total) == pytest.approx(9.19277, rel=0.03)
+    assert float(per_step) == pytest.approx(float(total) / 20, rel=1e-4)
+    image = phone.read(SD15_OUT, SD15_SHAPE)
+    assert np.isfinite(image).all() and image.min() >= -1 and image.max() <= 1
+    assert blocky_tiles(image) == 0
+    assert phone.state.processes() == []  # unregistered at exit
+
+
+def test_sdxl_split_unet_then_vae(phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(monkeypatch, capsys, "sdxl_pipeline_run", UNET_ARGS, UNET_ENV)
+    assert code == 0, err
+    assert re.search(r"^\[Perf\] CLIP ms=[\d.]+$", out, re.M)
+    assert re.search(r"^\[Perf\] init_s=[\d.]+$", out, re.M)
+    loop_s, per_step = map(float, PERF_UNET.search(out).groups())  # type: ignore[union-attr]
+    assert per_step == pytest.approx(speed.SDXL_UNET_STEP_S, rel=0.03)
+    assert loop_s == pytest.approx(18 * per_step, rel=1e-4)  # k=2: 18 of 20 steps
+    latent = phone.read(LATENT, LATENT_SHAPE)
+    assert constant_latent_tiles(latent) == 0 and np.isfinite(latent).all()
+
+    code, out, err = run(monkeypatch, capsys, "sdxl_vae_decoder_run", VAE_ARGS, VAE_ENV,
+                         cwd=phone.tmp)
+    assert code == 0, err
+    assert float(PERF_VAE.search(out).group(1)) == pytest.approx(  # type: ignore[union-attr]
+        speed.SDXL_VAE_S, rel=0.05)
+    image = phone.read(f"{TMP}/output/sdxl_vae_out.qfp32", SDXL_SHAPE)
+    assert np.isfinite(image).all() and blocky_tiles(image) == 0
+
+
+def test_outputs_are_deterministic_and_follow_prompt_and_seed(
+        phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def sd15(seed: str) -> bytes:
+        assert run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS,
+                   {**SD15_ENV, "SD15_SEED": seed})[0] == 0
+        return phone.host(SD15_OUT).read_bytes()
+
+    first, again, other_seed = sd15("0"), sd15("0"), sd15("7")
+    assert first == again
+    ids = phone.host(f"{SD15_WEIGHTS}/clip_ids.i32")
+    arr = np.fromfile(ids, dtype=np.int32)
+    arr[77 + 1] += 11  # change one cond token
+    arr.tofile(ids)
+    other_prompt = sd15("0")
+    for other in (other_seed, other_prompt):
+        a = np.frombuffer(first, np.float32)
+        b = np.frombuffer(other, np.float32)
+        assert np.abs(a - b).mean() > 0.1
+
+
+def test_speed_factor_and_heat_slow_the_printed_figures(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    slow = make_phone(tmp_path / "slow", "sm8475-8g")
+    monkeypatch.setenv("HARNESS_SIM_ROOT", str(slow.root))
+    monkeypatch.setenv("HARNESS_SIM_DIR", str(slow.ctl))
+    out = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, SD15_ENV)[1]
+    cold = float(PERF_SD15.search(out).group(3))  # type: ignore[union-attr]
+    assert cold == pytest.approx(speed.SD15_STEP_S * 1.6, rel=0.03)
+    slow.state.set_temperature(slow.profile.thermal.max_c + 5)
+    out = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, SD15_ENV)[1]
+    hot = float(PERF_SD15.search(out).group(3))  # type: ignore[union-attr]
+    assert hot > cold * 1.4
+
+
+# ---- failure modes -------------------------------------------------------------------------
+
+def test_tnn_reuse_corrupts_output_but_exits_zero(
+        phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, {})
+    assert code == 0 and "tensor reuse (TNN): ON" in out
+    assert blocky_tiles(phone.read(SD15_OUT, SD15_SHAPE)) >= 1
+
+
+@pytest.mark.parametrize(("k", "switch", "blocks"), [
+    ("0", None, True), ("0", "SDXL_EXPORT_X0", False), ("2", "SDXL_EARLY_DECODE_X0", False),
+])
+def test_sdxl_last_step_colour_blocks(phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str], k: str,
+                                      switch: str | None, blocks: bool) -> None:
+    env = {key: v for key, v in UNET_ENV.items() if key != "SDXL_EARLY_DECODE_X0"}
+    env["SDXL_EARLY_DECODE_K"] = k
+    if switch:
+        env[switch] = "1"
+    code, out, _ = run(monkeypatch, capsys, "sdxl_pipeline_run", UNET_ARGS, env)
+    assert code == 0
+    assert f"running {20 - int(k)}/20 steps" in out or k == "0"
+    assert (constant_latent_tiles(phone.read(LATENT, LATENT_SHAPE)) > 0) is blocks
+
+
+def test_missing_library_path_is_a_link_error(phone: TinyPhone,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    env = {k: v for k, v in UNET_ENV.items() if k != "LD_LIBRARY_PATH"}
+    code, _, err = run(monkeypatch, capsys, "sdxl_pipeline_run", UNET_ARGS, env)
+    assert code == 1
+    assert err.strip() == (f'CANNOT LINK EXECUTABLE "{TMP}/sdxl_pipeline_run": library '
+                           '"libMNN.so" not found: needed by main executable')
+
+
+def test_old_mnn_first_in_library_path_aborts_the_vae(phone: TinyPhone) -> None:
+    env = {**VAE_ENV, "LD_LIBRARY_PATH": f"{TMP}:{VAE_ENV['LD_LIBRARY_PATH']}"}
+    done = phone.run("sdxl_vae_decoder_run", write_zero_latent(phone), env, cwd=phone.tmp)
+    assert done.returncode == -6, done.stderr
+    assert "Can't find op type Attention" in done.stderr
+    assert f"({TMP}/libMNN.so)" in done.stderr
+    assert "Fatal signal 6 (SIGABRT)" in phone.state.logcat_text()
+    assert not phone.host(f"{TMP}/output/sdxl_vae_out.qfp32").exists()
+
+
+def write_zero_latent(phone: TinyPhone) -> list[str]:
+    np.zeros(LATENT_SHAPE, np.float32).tofile(phone.host(LATENT))
+    return VAE_ARGS
+
+
+@pytest.mark.parametrize("cwd", ["", "system", "data"])
+def test_vae_outside_data_local_tmp_cannot_write_output(
+        phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], cwd: str) -> None:
+    write_zero_latent(phone)
+    code, out, err = run(monkeypatch, capsys, "sdxl_vae_decoder_run", VAE_ARGS, VAE_ENV,
+                         cwd=phone.root / cwd)
+    assert code == 1
+    assert "[Perf] iters=1" in out  # it decoded, then failed to write, as a phone does
+    reason = "Permission denied" if cwd == "data" else "Read-only file system"
+    assert err.strip() == f"Failed to open output/sdxl_vae_out.qfp32 for writing: {reason}"
+    assert not (phone.root / cwd / "output").exists()
+
+
+def _oom(phone: TinyPhone, env: dict[str, str]) -> None:
+    done = phone.run("sdxl_pipeline_run", UNET_ARGS, env)
+    assert done.returncode == -9, done.stderr
+    log = phone.state.logcat_text()
+    assert re.search(r" I lowmemorykiller: Kill 'sdxl_pipeline_run' \(\d+\), uid 2000, "
+                     r"oom_score_adj 0 to free \d+kB rss, 0kB swap; reason: low watermark "
+                     r"is breached$", log, re.M), log
+
+
+def test_preinit_clip_and_unet_together_oom_on_16gb(phone: TinyPhone) -> None:
+    _oom(phone, {**UNET_ENV, "SDXL_PREINIT": "1"})
+
+
+def test_single_process_sdxl_ooms_on_16gb_but_fits_24gb(phone: TinyPhone,
+                                                          tmp_path: Path) -> None:
+    single = {k: v for k, v in UNET_ENV.items() if k != "SDXL_UNET_ONLY"}
+    _oom(phone, single)
+    big = make_phone(tmp_path / "big", "sm8650-24g")
+    done = big.run("sdxl_pipeline_run", UNET_ARGS, single)
+    assert done.returncode == 0, done.stderr
+    image = big.read(f"{TMP}/unused_output.qfp32", SDXL_SHAPE)
+    assert np.isfinite(image).all()
+
+
+def test_sdxl_unet_does_not_fit_12gb(tmp_path: Path) -> None:
+    _oom(make_phone(tmp_path / "p12", "sm8550-12g"), UNET_ENV)
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    ("rm_weights", f"Failed to open {SDXL_WEIGHTS}/weights.idx: No such file or directory"),
+    ("truncate_unet", f"Failed to read {SDXL_WEIGHTS}/unet.bin: expected "
+                      f"{assets.SDXL_FILES['unet.bin']} bytes, got 1000 (truncated weight "
+                      "file?)"),
+    ("rm_clip_weight", f"[MNN] Can't open external weight file {TMP}/MNN_clip/"
+                       "clip_2_int8.mnn.weight"),
+    ("short_ids", f"{TMP}/clip_l_ids.i32: expected 616 bytes (2x77 int32 token ids "
+                  "[uncond, cond]), got 612"),
+    ("rm_unet", f"Failed to open {SDXL_WEIGHTS}/unet.bin: No such file or directory"),
+])
+def test_missing_or_damaged_assets(phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str], damage: str,
+                                   message: str) -> None:
+    if damage == "rm_weights":
+        for path in phone.host(SDXL_WEIGHTS).iterdir():
+            path.unlink()
+        phone.host(SDXL_WEIGHTS).rmdir()
+    elif damage == "truncate_unet":
+        with phone.host(f"{SDXL_WEIGHTS}/unet.bin").open("r+b") as handle:
+            handle.truncate(1000)
+    elif damage == "rm_unet":
+        phone.host(f"{SDXL_WEIGHTS}/unet.bin").unlink()
+    elif damage == "rm_clip_weight":
+        phone.host(f"{TMP}/MNN_clip/clip_2_int8.mnn.weight").unlink()
+    else:
+        path = phone.host(f"{TMP}/clip_l_ids.i32")
+        path.write_bytes(path.read_bytes()[:612])
+    code, _, err = run(monkeypatch, capsys, "sdxl_pipeline_run", UNET_ARGS, UNET_ENV)
+    assert code == 1
+    assert err.strip() == message
+
+
+def test_vae_without_latent_and_wrong_argument_count(
+        phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(monkeypatch, capsys, "sdxl_vae_decoder_run", VAE_ARGS, VAE_ENV,
+                       cwd=phone.tmp)
+    assert code == 1
+    assert err.strip() == f"Failed to open {LATENT}: No such file or directory"
+    code, _, err = run(monkeypatch, capsys, "sd15_pipeline_run", [SD15_WEIGHTS], SD15_ENV)
+    assert code == 1
+    assert err.startswith(f"Usage: {TMP}/sd15_pipeline_run <weights_dir> <steps>")
+    phone.host(LATENT).write_bytes(b"\0" * 100)
+    code, _, err = run(monkeypatch, capsys, "sdxl_vae_decoder_run", VAE_ARGS, VAE_ENV,
+                       cwd=phone.tmp)
+    assert code == 1 and "Latent size mismatch" in err
+
+
+def test_precomputed_embeddings_skip_clip(phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    embeds = f"{TMP}/{assets.SDXL_EMBEDS}"
+    assert phone.host(f"{embeds}/{assets.TEXT_EMBEDS_NAME}").stat().st_size == \
+        pipeline.TEXT_EMBED_BYTES
+    env = {**UNET_ENV, "SDXL_TEXT_EMBEDS": f"{embeds}/{assets.TEXT_EMBEDS_NAME}",
+           "SDXL_POOLED_EMBEDS": f"{embeds}/{assets.POOLED_EMBEDS_NAME}"}
+    phone.host(f"{TMP}/MNN_clip/clip_int8.mnn").unlink()  # not needed any more
+    code, out, err = run(monkeypatch, capsys, "sdxl_pipeline_run", UNET_ARGS, env)
+    assert code == 0, err
+    assert "CLIP skipped" in out and "[Perf] CLIP" not in out
+
+
+def test_process_is_registered_with_a_proc_status_while_running(phone: TinyPhone) -> None:
+    st = phone.state
+    st.register_process(4242, "sdxl_pipeline_run", 1000, 1000, 1.0)
+    text = st.status_path(4242).read_text()
+    assert text.startswith("Name:\tsdxl_pipeline_r\n")
+    assert re.search(r"^VmRSS:\s+1000 kB$", text, re.M)
+
+
+def test_unwritable_output_is_reported(phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    phone.host(SD15_OUT).mkdir(parents=True)  # a directory where the output file goes
+    code, _, err = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, SD15_ENV)
+    assert code == 1
+    assert err.strip() == f"Failed to write {SD15_OUT}: Is a directory"
