@@ -13,6 +13,7 @@ median of ``--repeat``, alternating:
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,9 +30,9 @@ class CountingDevice(Device):
 
     opened = 0
 
-    def _open_service(self, service: str, timeout_s: float | None) -> object:
+    def open_service(self, service: str, timeout_s: float | None) -> socket.socket:
         CountingDevice.opened += 1
-        return super()._open_service(service, timeout_s)
+        return super().open_service(service, timeout_s)
 
 
 def main() -> int:

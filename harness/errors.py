@@ -1,14 +1,13 @@
-"""The one error root of harness, and the exit code each kind of error maps to.
+"""The one error root of harness, the errors every layer shares, and the exit code each kind
+of error maps to.
 
-Library code raises these; only :mod:`harness.cli` turns them into a one-line message and an
-exit status, in one place. Exit codes are documented in the README.
+Library code raises these (and each layer's own, in its ``errors`` module: e.g.
+:mod:`harness.device.errors`); only :mod:`harness.cli` turns them into a one-line message and
+an exit status, in one place. Exit codes are documented in the README.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-EXIT_OK = 0
 EXIT_ERROR = 1  # any HarnessError not listed below
 EXIT_USAGE = 2  # bad command line or bad input file (click uses 2 too)
 EXIT_DEVICE = 3  # a phone or adb server could not be reached or misbehaved
@@ -44,31 +43,26 @@ class ConfigError(UsageError):
     """A YAML or configuration file is malformed; the message names file and line."""
 
 
-class DeviceError(HarnessError):
-    """A phone or its adb server failed; the message names the serial."""
+class LocalFileError(HarnessError):
+    """A file on this host could not be read or written (not the phone's fault).
 
-    exit_code = EXIT_DEVICE
+    ``path`` is the file; the ``OSError`` behind it is the ``__cause__``.
+    """
 
-    def __init__(self, message: str, *, serial: str | None = None, hint: str | None = None):
-        super().__init__(f"{serial}: {message}" if serial else message, hint=hint)
-        self.serial = serial
-
-
-@dataclass(frozen=True)
-class CommandFailure:
-    """What a failed device command left behind, for error messages and the store."""
-
-    command: str
-    exit_code: int | None
-    stdout: str
-    stderr: str
+    def __init__(self, message: str, *, path: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
 
 
-class AdbError(DeviceError):
-    """The adb binary or server reported an error."""
-
-
-class SimError(HarnessError):
-    """The virtual phone farm could not do what was asked."""
-
-    exit_code = EXIT_SIM
+__all__ = [
+    "EXIT_DEVICE",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_RUN_FAILED",
+    "EXIT_SIM",
+    "EXIT_USAGE",
+    "ConfigError",
+    "HarnessError",
+    "LocalFileError",
+    "UsageError",
+]

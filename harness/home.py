@@ -31,3 +31,9 @@ def sim_dir() -> Path:
     path = harness_home() / "sim"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def safe_name(text: str) -> str:
+    """``text`` as a file-name part: letters, digits, ``-``, ``_`` and ``.`` kept, anything
+    else (``:`` of a network serial, ``/``, spaces) as ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import adbutils
 
-from harness.device.adb import AdbServer, adb_client
+from harness.device import adbseam
+from harness.device.adb import AdbServer
 from harness.sim.farm import Farm, FarmState, PhoneRecord
 
 
@@ -53,7 +54,7 @@ class SimFarm:
 
     def client(self) -> adbutils.AdbClient:
         # Never adbutils' stock client: it would start a server on 5037 if ours were down.
-        return adb_client(port=self.state.adb_port, socket_timeout=60)
+        return adbseam.client("127.0.0.1", self.state.adb_port, 60)
 
     def device(self, record: PhoneRecord) -> adbutils.AdbDevice:
         return self.client().device(record.adb_serial)

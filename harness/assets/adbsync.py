@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.device.device import Device, close_connection
-from harness.errors import DeviceError
+from harness.assets.errors import SyncError
+from harness.device.device import Device
+from harness.errors import LocalFileError
 
 SYNC_DATA_MAX_BYTES = 64 * 1024  # the protocol's limit for one DATA chunk
 SYNC_HEADER = struct.Struct("<4sI")
@@ -56,17 +57,12 @@ class DirEntry:
     mtime: int
 
 
-class SyncError(DeviceError):
-    """The phone refused a sync request (its FAIL message is in the error)."""
-
-
 class SyncClient:
     """One ``sync:`` session on a phone. Use as a context manager."""
 
     def __init__(self, device: Device, timeout_s: float | None = 600.0) -> None:
         self.device = device
-        self._conn: Any = device._open_service("sync:", timeout_s)
-        self.sock: socket.socket = self._conn.conn
+        self.sock: socket.socket = device.open_service("sync:", timeout_s)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._rfile = self.sock.makefile("rb", buffering=READ_BUFFER_BYTES)
 
@@ -79,9 +75,9 @@ class SyncClient:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.sendall(SYNC_HEADER.pack(b"QUIT", 0))
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(OSError):
             self._rfile.close()
-        close_connection(self._conn)
+        self.sock.close()
 
     # ---- reading ----
     def _read(self, n: int) -> bytes:
@@ -199,6 +195,7 @@ class SyncClient:
 
         thread = threading.Thread(target=writer, name="adb-sync-writer", daemon=True)
         thread.start()
+        failure: BaseException | None = None
         try:
             for item in items:
                 tag, length = self._reply()
@@ -206,14 +203,18 @@ class SyncClient:
                     raise self._fail(length, f"push {item.remote}")
                 if tag != b"OKAY":
                     raise SyncError(f"bad SEND reply {tag!r}", serial=self.device.serial)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
-            raise
+            failure = exc
         finally:
             thread.join()
+        if errors and not isinstance(errors[0], OSError):
+            raise errors[0]  # the writer's LocalFileError (the phone only saw EOF), or a bug
+        if failure is not None:
+            raise failure
         if errors:
-            raise SyncError(f"push failed: {errors[0]}", serial=self.device.serial)
+            raise SyncError(f"push failed: {errors[0]}", serial=self.device.serial) from errors[0]
         return sent[0]
 
     def _send_one(self, item: PushItem, sent: list[int], progress: Progress | None) -> None:
@@ -230,7 +231,12 @@ class SyncClient:
         else:
             assert item.local is not None
             # Headers from Python, payload by sendfile: the bytes never enter the process.
-            with item.local.open("rb", buffering=0) as fh:
+            try:
+                local = item.local.open("rb", buffering=0)
+            except OSError as exc:
+                raise LocalFileError(f"cannot read {item.local}: {exc.strerror or exc}",
+                                     path=str(item.local)) from exc
+            with local as fh:
                 size = os.fstat(fh.fileno()).st_size
                 offset = 0
                 while offset < size:

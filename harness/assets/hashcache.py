@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.home import harness_home
+
+log = logging.getLogger(__name__)
 
 HASH_BLOCK_BYTES = 1024 * 1024
 
@@ -38,8 +41,6 @@ class HashCache:
             "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
             "mtime_ns INTEGER, sha256 TEXT)")
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     @classmethod
     def open_default(cls) -> HashCache:
@@ -68,10 +69,9 @@ class HashCache:
             cached = rows.get(key)
             if cached is not None and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
                 result[path] = cached[2]
-                self.hits += 1
             else:
                 todo.append((path, key, st.st_size, st.st_mtime_ns))
-        self.misses += len(todo)
+        log.debug("hash cache: %d of %d file(s) to hash", len(todo), len(paths))
         if todo:
             with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
                 digests = list(pool.map(lambda item: sha256_file(Path(item[0])), todo))

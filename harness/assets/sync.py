@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import logging
 import os
 import posixpath
 import stat
@@ -34,11 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.assets.adbsync import PushItem, SyncClient
+from harness.assets.errors import InsufficientSpace
 from harness.assets.hashcache import HashCache
 from harness.assets.sets import AssetSet
 from harness.device import devshell
 from harness.device.device import Device
-from harness.errors import DeviceError, UsageError
+from harness.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 MANIFEST_DIR = "/data/local/tmp/.harness/manifests"
 SCRIPT_DIR = "/data/local/tmp/.harness/tmp"
@@ -51,10 +55,6 @@ HASH_WORKERS = 4
 VERIFY_PARALLEL = 4  # sha256sum processes on the phone
 
 ProgressFn = Callable[[int, int, str], None]  # (bytes done, bytes total, device path)
-
-
-class InsufficientSpace(DeviceError):
-    """The phone lacks the free space the push needs; nothing was pushed."""
 
 
 @dataclass(frozen=True)
@@ -359,6 +359,11 @@ class Syncer:
         self.round_trips = 0
         plans = self.plan(sets, delete)
         needed = sum(p.push_bytes for p in plans)
+        for p in plans:
+            log.info("%s: set %s: push %d, delete %d, repair %d of %d file(s)%s",
+                     self.device.serial, p.asset_set, len(p.push), len(p.delete),
+                     len(p.repaired), len(p.local),
+                     "" if p.manifest_current else "; manifest out of date")
         self._check_space(needed)
         if any(p.push or p.delete or p.stale_tmp or not p.manifest_current for p in plans):
             self._apply(plans, progress)
@@ -409,9 +414,8 @@ class Syncer:
                               f"rm -f {devshell.quote(script)}; exit $rc", timeout=600)
         self.round_trips += 1
         if not out.ok:
-            raise DeviceError(f"sync could not put files in place: "
-                              f"{out.err.strip().splitlines()[-1:] or out.exit_code}",
-                              serial=self.device.serial)
+            raise out.failed(f"sync could not put files in place: "
+                             f"{out.err.strip().splitlines()[-1:] or out.exit_code}")
 
     def verify(self, plans: Sequence[SetPlan], result: SyncResult) -> SyncResult:
         """Hash every file on the phone and compare; mismatches are pushed again."""

@@ -7,7 +7,7 @@ probing off, listening on loopback only. It never touches a user's server on por
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -15,10 +15,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from harness.device.adbseam import bundled_adb_path
+from harness.device.errors import AdbError
 from harness.device.procs import stop_pid
-from harness.errors import AdbError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ADB_PORT = 5037
 SERVER_START_TIMEOUT_S = 15.0  # adb's own start-up takes ~0.1 s; generous for loaded CI
@@ -31,13 +33,9 @@ def adb_binary() -> str:
         value = os.environ.get(var)
         if value:
             return value
-    try:
-        from adbutils._utils import adb_path  # the wheel's bundled platform-tools binary
-    except ImportError:  # pragma: no cover - adbutils is a hard dependency
-        adb_path = None
-    if adb_path is not None:
-        with contextlib.suppress(Exception):
-            return str(adb_path())
+    bundled = bundled_adb_path()  # the wheel's platform-tools binary
+    if bundled is not None:
+        return bundled
     found = shutil.which("adb")
     if found:
         return found
@@ -96,14 +94,15 @@ class AdbServer:
         if port_open(self.port):
             raise AdbError(f"port {self.port} is already in use; refusing to share a server")
         env = self.env  # creates the home directory
-        log = (self.home / "adb-server.log").open("ab")
-        with log:
+        server_log = (self.home / "adb-server.log").open("ab")
+        with server_log:
             proc = subprocess.Popen(
                 [adb_binary(), "-P", str(self.port), "nodaemon", "server"],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env=env, stdin=subprocess.DEVNULL, stdout=server_log, stderr=server_log,
                 start_new_session=True, cwd=self.home,
             )
         self.pid = proc.pid
+        log.info("started adb server on port %d (pid %d)", self.port, proc.pid)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while not port_open(self.port):
             if proc.poll() is not None:
@@ -117,6 +116,7 @@ class AdbServer:
 
     def stop(self) -> None:
         if self.pid is not None:
+            log.info("stopping adb server on port %d (pid %d)", self.port, self.pid)
             stop_pid(self.pid, expect="adb")
             self.pid = None
 
@@ -124,48 +124,17 @@ class AdbServer:
             check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run an adb client command against this server."""
         cmd = [adb_binary(), "-P", str(self.port), *args]
+        shown = f"adb {' '.join(args)}"
+        log.debug("port %d: %s", self.port, shown)
         try:
             result = subprocess.run(cmd, env=self.env, capture_output=True, text=True,
                                     timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
-            raise AdbError(f"adb {' '.join(args)} timed out after {timeout:g}s") from exc
+            raise AdbError(f"{shown} timed out after {timeout:g}s", command=shown,
+                           stdout=exc.stdout, stderr=exc.stderr) from exc
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()
-            raise AdbError(f"adb {' '.join(args)} failed: {detail[-1] if detail else '?'}")
+            raise AdbError(f"{shown} failed: {detail[-1] if detail else '?'}", command=shown,
+                           returncode=result.returncode, stdout=result.stdout,
+                           stderr=result.stderr)
         return result
-
-
-def adb_client(host: str = "127.0.0.1", port: int = DEFAULT_ADB_PORT,
-               socket_timeout: float = ADB_COMMAND_TIMEOUT_S) -> Any:
-    """An ``adbutils.AdbClient`` that never starts an adb server by itself.
-
-    Stock adbutils runs ``adb start-server`` (default port 5037) when it cannot reach the
-    server it was given: that would start or disturb the user's own server while we meant a
-    private one. Ours raises instead; harness decides when and which server to start.
-    """
-    return _safe_client_class()(host=host, port=port, socket_timeout=socket_timeout)
-
-
-_SAFE_CLIENT: Any = None
-
-
-def _safe_client_class() -> Any:
-    global _SAFE_CLIENT
-    if _SAFE_CLIENT is None:
-        import adbutils
-        from adbutils._adb import AdbConnection
-
-        class NoAutostartConnection(AdbConnection):  # type: ignore[misc]
-            def _safe_connect(self) -> Any:
-                return self._create_socket()
-
-        class SafeAdbClient(adbutils.AdbClient):  # type: ignore[misc]
-            def make_connection(self, timeout: float | None = None) -> Any:
-                conn = NoAutostartConnection(self.host, self.port)
-                chosen = timeout or self._BaseClient__socket_timeout
-                if chosen:
-                    conn.conn.settimeout(chosen)
-                return conn
-
-        _SAFE_CLIENT = SafeAdbClient
-    return _SAFE_CLIENT

@@ -13,14 +13,18 @@ Layout on the phone, one directory per run under ``/data/local/tmp/.harness/runs
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from harness.device import devshell
-from harness.device.device import CommandTimeout, Device, DeviceDisconnected, OutputCallback
-from harness.errors import DeviceError
+from harness.device.device import Device, OutputCallback, split_lines
+from harness.device.errors import CommandTimeout, DeviceDisconnected, DeviceError
+from harness.home import safe_name
+
+log = logging.getLogger(__name__)
 
 RUNS_DIR = "/data/local/tmp/.harness/runs"
 POLL_MIN_S = 0.02  # first polls come quickly: short steps end in well under a second
@@ -107,8 +111,8 @@ class BackgroundRun:
               env: Mapping[str, str] | None = None, cwd: str | None = None,
               name: str = "run") -> BackgroundRun:
         """Start ``argv`` detached on the phone; return once its PID is recorded."""
-        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40]
-        run = cls(device, f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{uuid.uuid4().hex[:8]}")
+        run = cls(device, f"{time.strftime('%Y%m%d-%H%M%S')}-{safe_name(name)[:40]}-"
+                          f"{uuid.uuid4().hex[:8]}")
         script = wrapper_script(run.run_dir, argv, env or {}, cwd)
         d = devshell.quote(run.run_dir)
         if len(script) <= INLINE_SCRIPT_MAX_BYTES:
@@ -124,10 +128,10 @@ class BackgroundRun:
             f"done; cat {d}/pid", timeout=30)
         text = launched.out.strip()
         if not text.isdigit():
-            raise DeviceError(f"background run {run.run_id} did not start: "
-                              f"{launched.err.strip() or text or 'no PID'}",
-                              serial=device.serial)
+            raise launched.failed(f"background run {run.run_id} did not start: "
+                                  f"{launched.err.strip() or text or 'no PID'}")
         run.pid = int(text)
+        log.debug("%s: background run %s started, pid %s", device.serial, run.run_id, text)
         return run
 
     def attach(self, on_output: OutputCallback | None = None, timeout: float | None = None,
@@ -146,12 +150,16 @@ class BackgroundRun:
             try:
                 result = self.device.run(poll_command(self.run_dir, len(out), len(err)),
                                          timeout=60)
-            except (DeviceDisconnected, CommandTimeout):
+            except (DeviceDisconnected, CommandTimeout) as exc:
+                log.info("%s: lost run %s (%s); reconnecting", self.device.serial,
+                         self.run_id, exc)
                 reconnects += 1
                 self.device.recover()
                 continue
-            except DeviceError:
+            except DeviceError as exc:
                 # Server gone, phone gone: wait (bounded) for it, then follow again.
+                log.warning("%s: lost run %s (%s); waiting for the phone",
+                            self.device.serial, self.run_id, exc)
                 reconnects += 1
                 self.device.recover()
                 continue
@@ -160,8 +168,8 @@ class BackgroundRun:
             out += new_out
             err += result.stderr
             if on_output is not None:
-                _lines(pending["stdout"], new_out, "stdout", on_output)
-                _lines(pending["stderr"], result.stderr, "stderr", on_output)
+                split_lines(pending["stdout"], new_out, "stdout", on_output)
+                split_lines(pending["stderr"], result.stderr, "stderr", on_output)
             more = len(new_out) >= POLL_CHUNK_BYTES or len(result.stderr) >= POLL_CHUNK_BYTES
             if state.startswith("exit ") and not more:
                 code_text = state.split()[1] if len(state.split()) > 1 else ""
@@ -171,6 +179,8 @@ class BackgroundRun:
                 return self._outcome(None, out, err, start, reconnects, pending, on_output,
                                      killed=True)
             if deadline is not None and time.monotonic() > deadline:
+                log.warning("%s: run %s timed out after %gs%s", self.device.serial,
+                            self.run_id, timeout, "; killing it" if kill_on_timeout else "")
                 if kill_on_timeout:
                     self.kill()
                 return self._outcome(None, out, err, start, reconnects, pending, on_output,
@@ -209,11 +219,5 @@ class BackgroundRun:
         self.device.run(["rm", "-rf", self.run_dir], timeout=30)
 
 
-def _lines(pending: bytearray, data: bytes, name: str, callback: OutputCallback) -> None:
-    pending += data
-    while (idx := pending.find(b"\n")) >= 0:
-        callback(name, pending[:idx].rstrip(b"\r").decode("utf-8", "replace"))
-        del pending[: idx + 1]
 
-
-__all__ = ["BackgroundRun", "RunOutcome", "Sequence"]
+__all__ = ["BackgroundRun", "RunOutcome"]

@@ -1,25 +1,41 @@
 """One phone, done right: commands with typed results, timeouts that kill on the phone,
 streaming output, facts in one round trip, and recovery when the phone or server drops.
 
-All device I/O of harness goes through :class:`Device`; it wraps adbutils (through
-:func:`harness.device.adb.adb_client`, which never starts a server on its own).
+All device I/O of harness goes through :class:`Device`; it reaches adbutils only through
+:mod:`harness.device.adbseam` (which never starts a server on its own). Failures are the typed
+errors of :mod:`harness.device.errors`; only what adb, sockets and the OS raise is mapped to
+them, so a bug in harness stays a bug.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.device import devshell
-from harness.device.adb import adb_client, port_open
+from harness.device import adbseam, devshell
+from harness.device.adb import adb_binary, port_open
+from harness.device.errors import (
+    AdbServerUnreachable,
+    CommandFailed,
+    CommandTimeout,
+    DeviceDisconnected,
+    DeviceError,
+    DeviceNotFound,
+    DeviceOffline,
+    DeviceUnauthorized,
+)
 from harness.device.facts import FACTS_COMMAND, DeviceFacts, parse_facts
-from harness.errors import DeviceError, UsageError
+from harness.errors import HarnessError
+
+log = logging.getLogger(__name__)
 
 SHELL_V2_HEADER_BYTES = 5
 RECOVER_TIMEOUT_S = 30.0  # how long to wait for a vanished phone or server to come back
@@ -27,30 +43,6 @@ CONNECT_TIMEOUT_S = 10.0
 FG_PID_DIR = "/data/local/tmp/.harness/fg"
 
 OutputCallback = Callable[[str, str], None]  # (stream name "stdout"|"stderr", line)
-
-
-class DeviceNotFound(DeviceError):
-    """The adb server does not know this serial."""
-
-
-class DeviceOffline(DeviceError):
-    """The phone is known but offline."""
-
-
-class DeviceUnauthorized(DeviceError):
-    """The phone has not accepted this host's adb key."""
-
-
-class AdbServerUnreachable(DeviceError):
-    """No adb server answers at the endpoint."""
-
-
-class DeviceDisconnected(DeviceError):
-    """The connection broke while a command was running; its outcome is unknown."""
-
-
-class CommandTimeout(DeviceError):
-    """A command ran past its timeout; it has been killed on the phone."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +69,17 @@ class CommandResult:
         return self.stderr.decode("utf-8", "replace")
 
     def check(self) -> CommandResult:
+        """Self when the command exited 0, else :class:`CommandFailed` carrying it all."""
         if not self.ok:
-            tail = (self.err or self.out).strip().splitlines()[-1:] or [""]
-            raise DeviceError(f"`{_short(self.command)}` exited with {self.exit_code}: "
-                              f"{tail[0]}", serial=self.serial)
+            last = (self.err or self.out).strip().splitlines()[-1:] or [""]
+            raise self.failed(f"`{_short(self.command)}` exited with {self.exit_code}: "
+                              f"{last[0]}")
         return self
+
+    def failed(self, message: str) -> CommandFailed:
+        """A :class:`CommandFailed` with ``message`` and this command, exit code and output."""
+        return CommandFailed(message, serial=self.serial, command=self.command,
+                             returncode=self.exit_code, stdout=self.stdout, stderr=self.stderr)
 
 
 @dataclass
@@ -98,8 +96,9 @@ class AdbEndpoint:
     def label(self) -> str:
         return self.name or f"{self.host}:{self.port}"
 
-    def client(self) -> Any:
-        return adb_client(self.host, self.port, socket_timeout=CONNECT_TIMEOUT_S)
+    def devices(self) -> list[adbseam.DeviceInfo]:
+        """Every phone this server knows (``adb devices``); raises when it is unreachable."""
+        return adbseam.list_devices(self, CONNECT_TIMEOUT_S)
 
     def alive(self) -> bool:
         return port_open(self.port, self.host)
@@ -109,10 +108,6 @@ class AdbEndpoint:
         """The user's own local server, restarted the way any adb client would."""
 
         def restart() -> None:
-            import subprocess
-
-            from harness.device.adb import adb_binary
-
             subprocess.run([adb_binary(), "-P", str(port), "start-server"], timeout=30,
                            capture_output=True, check=False)
 
@@ -128,52 +123,19 @@ class Device:
     recover_timeout_s: float = RECOVER_TIMEOUT_S
 
     # ---- connection --------------------------------------------------------------------
-    def _adb(self) -> Any:
-        return self.endpoint.client().device(self.serial)
-
-    def _open_service(self, service: str, timeout_s: float | None) -> Any:
-        """Open a device service; map adb's failures to typed errors naming the serial."""
-        try:
-            # host:transport:SERIAL directly: adbutils' open_transport first asks the server
-            # its version over a second connection, and its close() sleeps 10 ms.
-            conn = self.endpoint.client().make_connection(timeout=CONNECT_TIMEOUT_S)
-            conn.send_command(f"host:transport:{self.serial}")
-            conn.check_okay()
-            conn.send_command(service)
-            conn.check_okay()
-        except Exception as exc:
-            raise self._classify(exc) from exc
-        conn.conn.settimeout(timeout_s)
-        return conn
-
-    def _classify(self, exc: Exception) -> DeviceError:
-        if isinstance(exc, DeviceError):
-            return exc
-        text = str(exc)
-        lowered = text.lower()
-        if "connect to adb server" in lowered or isinstance(exc, ConnectionRefusedError):
-            return AdbServerUnreachable(f"no adb server at {self.endpoint.label}",
-                                        serial=self.serial, hint="is the adb server running?")
-        if "unauthorized" in lowered:
-            return DeviceUnauthorized("unauthorized", serial=self.serial,
-                                      hint="accept the USB debugging prompt on the phone")
-        if "offline" in lowered:
-            return DeviceOffline("offline", serial=self.serial,
-                                 hint="reconnect the cable or `adb reconnect`")
-        if "not found" in lowered or "no devices" in lowered:
-            return DeviceNotFound(f"not found on {self.endpoint.label}", serial=self.serial,
-                                  hint="`harness devices` lists the phones")
-        return DeviceError(f"adb error: {text}", serial=self.serial)
+    def open_service(self, service: str, timeout_s: float | None) -> socket.socket:
+        """A socket on a device service (``sync:``, ``shell,v2,raw:...``); the caller closes
+        it. adb's failures are typed errors naming the serial."""
+        return adbseam.open_service(self.endpoint, self.serial, service, CONNECT_TIMEOUT_S,
+                                    timeout_s)
 
     def state(self) -> str:
         """``device``, ``offline``, ``unauthorized``, ... or ``absent``."""
         try:
-            for info in self.endpoint.client().list():
-                if info.serial == self.serial:
-                    return str(info.state)
-        except Exception:
+            infos = self.endpoint.devices()
+        except DeviceError:
             return "absent"
-        return "absent"
+        return next((i.state for i in infos if i.serial == self.serial), "absent")
 
     def recover(self, timeout_s: float | None = None) -> None:
         """Wait (bounded) for the phone to come back: restart a dead local server, and
@@ -181,27 +143,39 @@ class Device:
         deadline = time.monotonic() + (timeout_s if timeout_s is not None
                                        else self.recover_timeout_s)
         last: DeviceError = DeviceNotFound("did not come back", serial=self.serial)
+        log.info("%s: waiting for the phone to come back (up to %.0fs)", self.serial,
+                 deadline - time.monotonic())
         while time.monotonic() < deadline:
             if not self.endpoint.alive():
                 last = AdbServerUnreachable(f"no adb server at {self.endpoint.label}",
                                             serial=self.serial)
-                if self.endpoint.restart is not None:
-                    with contextlib.suppress(Exception):
-                        self.endpoint.restart()
+                self._restart_server()
                 time.sleep(0.2)
                 continue
             state = self.state()
             if state == "device":
+                log.info("%s: back", self.serial)
                 return
             if state == "unauthorized":
                 raise DeviceUnauthorized("unauthorized", serial=self.serial)
             if ":" in self.serial:
-                with contextlib.suppress(Exception):
-                    host, _, port = self.serial.rpartition(":")
-                    self.endpoint.client().connect(f"{host}:{port}", timeout=CONNECT_TIMEOUT_S)
+                try:
+                    adbseam.connect(self.endpoint, self.serial, CONNECT_TIMEOUT_S)
+                except DeviceError as exc:
+                    log.debug("%s: adb connect: %s", self.serial, exc)
             last = DeviceOffline(state, serial=self.serial) if state != "absent" else last
             time.sleep(0.2)
+        log.warning("%s: did not come back: %s", self.serial, last)
         raise last
+
+    def _restart_server(self) -> None:
+        if self.endpoint.restart is None:
+            return
+        log.warning("adb server %s is gone; restarting it", self.endpoint.label)
+        try:
+            self.endpoint.restart()
+        except (HarnessError, OSError, subprocess.SubprocessError) as exc:
+            log.warning("restarting adb server %s failed: %s", self.endpoint.label, exc)
 
     # ---- commands ----------------------------------------------------------------------
     def run(self, command: devshell.Command, env: Mapping[str, str] | None = None,
@@ -215,6 +189,7 @@ class Device:
         complete line as it arrives.
         """
         line = devshell.compose(command, env, cwd)
+        log.debug("%s: run %s", self.serial, _short(line, 200))
         token = None
         device_line = line
         if timeout is not None:
@@ -225,10 +200,14 @@ class Device:
             code, out, err = self._shell_v2(device_line, timeout, on_output)
         except CommandTimeout:
             assert token is not None
+            log.warning("%s: `%s` timed out after %gs; killing it on the phone", self.serial,
+                        _short(line), timeout)
             self._kill_pidfile(token)
             raise CommandTimeout(f"`{_short(line)}` timed out after {timeout:g}s and was "
-                                 "killed on the phone", serial=self.serial) from None
+                                 "killed on the phone", serial=self.serial,
+                                 command=line) from None
         result = CommandResult(self.serial, line, code, out, err, time.monotonic() - start)
+        log.debug("%s: exit %d in %.3fs", self.serial, code, result.duration_s)
         return result.check() if check else result
 
     def shell(self, command: devshell.Command, **kwargs: Any) -> str:
@@ -252,8 +231,7 @@ class Device:
 
     def _shell_v2(self, line: str, timeout: float | None,
                   on_output: OutputCallback | None) -> tuple[int, bytes, bytes]:
-        conn = self._open_service(f"shell,v2,raw:{line}", None)
-        sock: socket.socket = conn.conn
+        sock = self.open_service(f"shell,v2,raw:{line}", None)
         deadline = None if timeout is None else time.monotonic() + timeout
         chunks: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
         pending: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
@@ -263,14 +241,15 @@ class Device:
             while code is None:
                 wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0:
-                    raise CommandTimeout("timeout", serial=self.serial)
+                    raise CommandTimeout("timeout", serial=self.serial, command=line)
                 ready, _, _ = select.select([sock], [], [], wait)
                 if not ready:
                     continue
                 data = sock.recv(256 * 1024)
                 if not data:
                     raise DeviceDisconnected("connection lost while the command ran; its "
-                                             "outcome is unknown", serial=self.serial)
+                                             "outcome is unknown", serial=self.serial,
+                                             command=line)
                 buf += data
                 while len(buf) >= SHELL_V2_HEADER_BYTES:
                     kind = buf[0]
@@ -282,18 +261,18 @@ class Device:
                     if kind in chunks:
                         chunks[kind] += body
                         if on_output is not None:
-                            _emit_lines(pending[kind], body, kind, on_output)
+                            split_lines(pending[kind], body, _STREAMS[kind], on_output)
                     elif kind == 3:
                         code = body[0] if body else 255
         except OSError as exc:
-            raise DeviceDisconnected(f"connection lost: {exc}", serial=self.serial) from exc
+            raise DeviceDisconnected(f"connection lost: {exc}", serial=self.serial,
+                                     command=line) from exc
         finally:
-            close_connection(conn)
+            sock.close()
         if on_output is not None:
             for kind, rest in pending.items():
                 if rest:
-                    on_output("stdout" if kind == 1 else "stderr", rest.decode("utf-8",
-                                                                             "replace"))
+                    on_output(_STREAMS[kind], rest.decode("utf-8", "replace"))
         return code, bytes(chunks[1]), bytes(chunks[2])
 
     # ---- facts and files ---------------------------------------------------------------
@@ -303,44 +282,30 @@ class Device:
         return parse_facts(self.serial, result.out)
 
     def push_bytes(self, data: bytes, path: str, mode: int = 0o644) -> None:
-        try:
-            self._adb().sync.push(data, path, mode=mode)
-        except Exception as exc:
-            raise self._classify(exc) from exc
+        """Write ``data`` to ``path`` on the phone (sync service)."""
+        log.debug("%s: push %d bytes to %s", self.serial, len(data), path)
+        adbseam.push_bytes(self.endpoint, self.serial, data, path, mode, CONNECT_TIMEOUT_S)
 
     def pull(self, path: str, dest: Path) -> int:
-        try:
-            return int(self._adb().sync.pull(path, dest))
-        except Exception as exc:
-            raise self._classify(exc) from exc
-
-    def read_file(self, path: str) -> bytes:
-        return self.run(["cat", path], check=True).stdout
+        """Copy the phone's file ``path`` to ``dest``; return its size. A local write failure
+        is a :class:`~harness.errors.LocalFileError`, not a device error."""
+        log.debug("%s: pull %s to %s", self.serial, path, dest)
+        return adbseam.pull_file(self.endpoint, self.serial, path, dest, CONNECT_TIMEOUT_S)
 
 
-def close_connection(conn: Any) -> None:
-    """Close an adbutils connection at once (its own close() sleeps 10 ms)."""
-    with contextlib.suppress(Exception):
-        conn.conn.close()
+_STREAMS = {1: "stdout", 2: "stderr"}  # shell v2 packet ids of the output streams
 
 
-def _emit_lines(pending: bytearray, body: bytes, kind: int, callback: OutputCallback) -> None:
-    pending += body
-    while True:
-        idx = pending.find(b"\n")
-        if idx < 0:
-            return
-        line = pending[:idx].rstrip(b"\r").decode("utf-8", "replace")
+def split_lines(pending: bytearray, data: bytes, name: str, callback: OutputCallback) -> None:
+    """Append ``data`` to ``pending`` and hand each complete line (without its ``\\n`` or
+    ``\\r\\n``) to ``callback(name, line)``; an incomplete last line stays in ``pending``."""
+    pending += data
+    while (idx := pending.find(b"\n")) >= 0:
+        callback(name, pending[:idx].rstrip(b"\r").decode("utf-8", "replace"))
         del pending[: idx + 1]
-        callback("stdout" if kind == 1 else "stderr", line)
 
 
 def _short(line: str, limit: int = 80) -> str:
     line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
-
-def validate_serial(serial: str) -> str:
-    if not serial or any(c.isspace() for c in serial) or "\0" in serial:
-        raise UsageError(f"invalid serial {serial!r}")
-    return serial

@@ -24,17 +24,21 @@ or a tag expression ``tag:EXPR`` where ``,`` is or, ``+`` is and, ``!`` is not
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.device.device import AdbEndpoint, Device
+from harness.device.errors import DeviceError
 from harness.device.facts import DeviceFacts, Requirements
-from harness.errors import ConfigError, DeviceError, HarnessError, UsageError
+from harness.errors import ConfigError, HarnessError, UsageError
 from harness.farm.lease import holder_of
 from harness.home import harness_home, sim_dir
 from harness.yamlpos import PosDict, check_keys, load_yaml, pos_of, suggest
+
+log = logging.getLogger(__name__)
 
 FARM_FILE_NAME = "farm.yaml"
 SIM_SERVER_NAME = "sim"
@@ -226,8 +230,9 @@ class Farm:
         found: list[FarmDevice] = []
         for server in self.servers():
             try:
-                infos = self.endpoint(server).client().list()
-            except Exception:  # noqa: S112 - an unreachable server is `harness doctor`'s job
+                infos = self.endpoint(server).devices()
+            except DeviceError as exc:  # an unreachable server is `harness doctor`'s job
+                log.info("adb server %s: %s", server.name, exc)
                 continue
             for info in infos:
                 spec = self.config.devices.get(info.serial, DeviceSpec())

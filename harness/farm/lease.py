@@ -19,8 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from harness.errors import DeviceError
-from harness.home import harness_home
+from harness.device.errors import DeviceError
+from harness.home import harness_home, safe_name
 
 LEASE_POLL_S = 0.2
 
@@ -41,10 +41,6 @@ class Holder:
         return f"pid {self.pid} ({self.command}) for {age:.0f}s"
 
 
-def _safe(serial: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in serial)
-
-
 def lease_dir() -> Path:
     path = harness_home() / "leases"
     path.mkdir(parents=True, exist_ok=True)
@@ -53,7 +49,7 @@ def lease_dir() -> Path:
 
 def holder_of(serial: str) -> Holder | None:
     """The current holder, or None if the phone is free."""
-    lock = lease_dir() / f"{_safe(serial)}.lock"
+    lock = lease_dir() / f"{safe_name(serial)}.lock"
     if not lock.exists():
         return None
     with lock.open("a+") as fh:
@@ -65,7 +61,7 @@ def holder_of(serial: str) -> Holder | None:
             fcntl.flock(fh, fcntl.LOCK_UN)
             return None
     try:
-        data = json.loads((lease_dir() / f"{_safe(serial)}.json").read_text())
+        data = json.loads((lease_dir() / f"{safe_name(serial)}.json").read_text())
         return Holder(**data)
     except (OSError, ValueError, TypeError):
         return Holder(pid=0, host="?", command="unknown", since=time.time())
@@ -81,7 +77,7 @@ class Lease:
         self._fh: IO[str] | None = None
 
     def acquire(self) -> Lease:
-        path = lease_dir() / f"{_safe(self.serial)}.lock"
+        path = lease_dir() / f"{safe_name(self.serial)}.lock"
         fh = path.open("a+")
         deadline = time.monotonic() + self.wait_s
         while True:
@@ -99,7 +95,7 @@ class Lease:
                 time.sleep(LEASE_POLL_S)
         self._fh = fh
         info = Holder(os.getpid(), socket.gethostname(), self.purpose, time.time())
-        meta = lease_dir() / f"{_safe(self.serial)}.json"
+        meta = lease_dir() / f"{safe_name(self.serial)}.json"
         tmp = meta.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(info.__dict__))
         tmp.replace(meta)
@@ -108,7 +104,7 @@ class Lease:
     def release(self) -> None:
         if self._fh is not None:
             with contextlib.suppress(OSError):
-                (lease_dir() / f"{_safe(self.serial)}.json").unlink()
+                (lease_dir() / f"{safe_name(self.serial)}.json").unlink()
             fcntl.flock(self._fh, fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None

@@ -317,10 +317,6 @@ def lint_recipe(book: RecipeBook, name: str) -> LintReport:
                       [rule for rule in plan.expect_lint if rule not in found])
 
 
-def load_recipe(name: str, extra_dirs: Sequence[Path] = ()) -> Recipe:
-    return RecipeBook(extra_dirs).load(name)
-
-
 def render_recipe(name: str, values: Mapping[str, ParamValue] | None = None,
                   set_pairs: Sequence[str] = (), extra_dirs: Sequence[Path] = (),
                   tokenizer_dir: Path | None = None) -> Plan:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import socket
 import time
@@ -22,6 +23,7 @@ from harness.device.background import BackgroundRun, RunOutcome
 from harness.device.device import Device
 from harness.device.facts import DeviceFacts
 from harness.errors import HarnessError, UsageError
+from harness.home import safe_name
 from harness.recipes.lint import Finding, lint
 from harness.recipes.plan import Plan, PlanStep
 from harness.recipes.script import prepare_command, render_shell, step_command
@@ -36,6 +38,8 @@ from harness.run.diagnose import (
 from harness.run.images import convert_qfp32, read_qfp32
 from harness.run.perf import PerfCollector
 from harness.yamlpos import suggest
+
+log = logging.getLogger(__name__)
 
 TAIL_CHARS = 4000  # of stdout/stderr kept in the store (the run folder keeps everything)
 LMKD_COMMAND = "logcat -d -b main -b system -b events 2>/dev/null | grep -iE 'lowmemorykiller|lmkd'"
@@ -88,8 +92,7 @@ def _temps(facts: DeviceFacts | None) -> dict[str, Any]:
 
 
 def run_folder(logs_dir: Path, recipe: str, serial: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in serial)
-    base = logs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe}-{safe}"
+    base = logs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{recipe}-{safe_name(serial)}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -112,7 +115,12 @@ class Runner:
         self.run_dir = run_folder(logs_dir, plan.recipe, device.serial)
         self._current: BackgroundRun | None = None
 
+    def _phase(self, text: str) -> None:
+        log.info("%s: %s", self.device.serial, text)
+        self.events.phase(text)
+
     def run(self) -> RunSummary:
+        log.info("%s: run %s into %s", self.device.serial, self.plan.recipe, self.run_dir)
         start = time.monotonic()
         facts = self.device.facts()
         (self.run_dir / "device.json").write_text(json.dumps(facts.to_dict(), indent=2))
@@ -146,6 +154,8 @@ class Runner:
             with contextlib.suppress(HarnessError):
                 after = self.device.facts()
             verdict = "; ".join(verdicts) or None
+            log.info("%s: run %s %s%s", self.device.serial, run_id, status,
+                     f" ({diagnosis})" if diagnosis else "")
             self.store.finish_run(run_id, status, verdict=verdict, diagnosis=diagnosis,
                                   temps_after=_temps(after))
             summary_obj = RunSummary(run_id, self.plan.recipe, self.device.serial, status,
@@ -159,15 +169,15 @@ class Runner:
         if self.sync_sets:
             from harness.assets.sync import Syncer
 
-            self.events.phase(f"syncing {', '.join(s.name for s in self.sync_sets)}")
+            self._phase(f"syncing {', '.join(s.name for s in self.sync_sets)}")
             result = Syncer(self.device).sync(
                 self.sync_sets, progress=lambda d, t, _p: self.events.sync_progress(d, t))
-            self.events.phase(f"assets: {len(result.pushed)} file(s) pushed, "
+            self._phase(f"assets: {len(result.pushed)} file(s) pushed, "
                               f"{result.files_total - len(result.pushed)} already there")
         for token in self.plan.token_files:
             self.device.push_bytes(token.data(), token.dest)
         if self.plan.token_files:
-            self.events.phase(f"wrote {len(self.plan.token_files)} token-id file(s)")
+            self._phase(f"wrote {len(self.plan.token_files)} token-id file(s)")
 
     def _kill_current(self) -> None:
         if self._current is not None:
@@ -182,7 +192,7 @@ class Runner:
         lines = self.device.run(f"{prep} && {snapshot}" if prep else snapshot, check=True,
                                 timeout=60).out
         lmkd_before = set(lines.splitlines())
-        self.events.phase(f"step {step.name}: {step.binary}")
+        self._phase(f"step {step.name}: {step.binary}")
         collector = PerfCollector()
         logs = {name: (self.run_dir / f"{index:02d}-{step.name}.{name}").open("w")
                 for name in ("stdout", "stderr")}

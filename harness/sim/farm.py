@@ -22,9 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.device.adb import AdbServer, free_port
+from harness.device.errors import AdbError
 from harness.device.procs import pid_alive, pid_cmdline, stop_pid
-from harness.errors import AdbError, SimError
 from harness.sim import profiles
+from harness.sim.errors import SimError
 from harness.sim.sandbox import PhoneLayout, SandboxMode, detect_mode
 
 STATE_FILE = "farm.json"

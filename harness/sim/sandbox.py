@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from harness.errors import SimError
+from harness.sim.errors import SimError
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.device.background import BackgroundRun
-from harness.device.device import AdbEndpoint, CommandTimeout, Device, DeviceNotFound
-from harness.errors import DeviceError
+from harness.device.device import AdbEndpoint, Device
+from harness.device.errors import CommandTimeout, DeviceError, DeviceNotFound
 from harness.sim.farm import Farm as SimFarmCore
 from harness.sim.profiles import load_profile
 from tests.simfarm import SimFarm
