@@ -214,7 +214,7 @@ def pull_file(server: Server, serial: str, path: str, dest: Path,
     this host is a :class:`~harness.errors.LocalFileError` (not the phone's fault).
     """
     try:
-        handle = dest.open("wb")
+        handle = dest.open("wb", buffering=0)  # a failed write fails here, not at close
     except OSError as exc:
         raise LocalFileError(f"cannot write {dest}: {exc.strerror or exc}",
                              path=str(dest)) from exc
