@@ -16,14 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.clip import CLIP_CONTEXT_TOKENS, CLIP_END_TOKEN, CLIP_START_TOKEN
 from harness.run.images import ImageStats, qfp32_to_png
 
 DEVICE_TMP = "/data/local/tmp"
-CLIP_START_TOKEN = 49406
-CLIP_END_TOKEN = 49407
-CLIP_CONTEXT = 77
 # "a photo of a cat" in CLIP's vocabulary (start and end tokens included).
-A_PHOTO_OF_A_CAT = (49406, 320, 1125, 539, 320, 2368, 49407)
+A_PHOTO_OF_A_CAT = (CLIP_START_TOKEN, 320, 1125, 539, 320, 2368, CLIP_END_TOKEN)
 
 SDXL_COMMON_ENV = {
     "LD_LIBRARY_PATH": "/data/local/tmp/MNN_fuse:/system/lib64:/vendor/lib64",
@@ -63,7 +61,7 @@ SD15_OUTPUT = "/data/local/tmp/output/clml_stable_diffusion_output.qfp32"
 def token_rows(cond: tuple[int, ...], pad: int) -> bytes:
     """2 x 77 int32, rows [uncond (empty prompt), cond], padded with ``pad``."""
     uncond = [CLIP_START_TOKEN, CLIP_END_TOKEN]
-    rows = np.full((2, CLIP_CONTEXT), pad, dtype="<i4")
+    rows = np.full((2, CLIP_CONTEXT_TOKENS), pad, dtype="<i4")
     rows[0, : len(uncond)] = uncond
     rows[1, : len(cond)] = cond
     return rows.tobytes()

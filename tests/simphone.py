@@ -16,9 +16,10 @@ import numpy as np
 
 from harness.sim import assets, devtools, profiles, state
 from harness.sim.sandbox import PhoneLayout
+from tests import handrun
 
 UNIT_TIME_SCALE = 0.001  # an SDXL UNet run (about 125 simulated s) sleeps 0.125 s
-TMP = "/data/local/tmp"
+TMP = handrun.DEVICE_TMP
 PROMPT = "a lighthouse on a cliff at sunset, oil painting"
 
 SIM_ENV_VARS = ("CLML_NO_REUSE_TNN", "LD_LIBRARY_PATH", "MNN_CL_LIB", "CLML_MNN_ATTN_BACKEND",
@@ -27,23 +28,15 @@ SIM_ENV_VARS = ("CLML_NO_REUSE_TNN", "LD_LIBRARY_PATH", "MNN_CL_LIB", "CLML_MNN_
                 "SDXL_POOLED_EMBEDS", "SDXL_PREINIT", "SD15_SEED", "MNN_BACKEND",
                 "MNN_GPU_MODE", "MNN_MEM", "MNN_POWER", "MNN_PREC")
 
-FUSE_LIBS = f"{TMP}/MNN_fuse:/system/lib64:/vendor/lib64"
-SDXL_WEIGHTS = f"{TMP}/sdxl_clml/sdxl_clml_weights"
+SDXL_WEIGHTS = handrun.SDXL_UNET_ARGV[1]
 SD15_WEIGHTS = f"{TMP}/sd15_clml/sd15_clml_weights"
-LATENT = f"{TMP}/sdxl_latent_clipcpu_early2_x0.qfp32"
+LATENT = handrun.SDXL_UNET_ENV["SDXL_LATENT_OUT"]
 
-# The seed's environments and commands (seeds/002), as argument lists.
-UNET_ENV = {"LD_LIBRARY_PATH": FUSE_LIBS, "MNN_CL_LIB": f"{TMP}/MNN_fuse/libMNN_CL.so",
-            "CLML_MNN_ATTN_BACKEND": "opencl", "CLML_MNN_ATTN_FP32": "1",
-            "CLML_NO_REUSE_TNN": "1", "SDXL_EARLY_DECODE_K": "2", "SDXL_EARLY_DECODE_X0": "1",
-            "SDXL_UNET_ONLY": "1", "SDXL_LATENT_OUT": LATENT}
-UNET_ARGS = [SDXL_WEIGHTS, f"{TMP}/MNN_clip", f"{TMP}/clip_l_ids.i32", f"{TMP}/clip_g_ids.i32",
-             "20", "7.5", "0", "1024", "1024", f"{TMP}/unused_output.qfp32"]
-VAE_ENV = {"LD_LIBRARY_PATH": FUSE_LIBS, "MNN_CL_LIB": f"{TMP}/MNN_fuse/libMNN_CL.so",
-           "MNN_BACKEND": "opencl", "MNN_GPU_MODE": "1", "MNN_MEM": "0", "MNN_POWER": "0",
-           "MNN_PREC": "0", "CLML_MNN_ATTN_BACKEND": "opencl", "CLML_MNN_ATTN_FP32": "1",
-           "CLML_NO_REUSE_TNN": "1"}
-VAE_ARGS = [SDXL_WEIGHTS, "1", "0", "1", "0.1", "128", "128", "1", LATENT]
+# The seed's environments and commands (seeds/002), as argument lists: one copy, handrun's.
+UNET_ENV = handrun.SDXL_UNET_ENV
+UNET_ARGS = handrun.SDXL_UNET_ARGV[1:]
+VAE_ENV = handrun.SDXL_VAE_ENV
+VAE_ARGS = handrun.SDXL_VAE_ARGV[1:]
 SD15_ENV = {"CLML_NO_REUSE_TNN": "1"}
 SD15_ARGS = [SD15_WEIGHTS, "20"]
 

@@ -6,19 +6,37 @@ group, ``main()`` and the one place where errors become exit codes. May import e
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import click
+from rich.logging import RichHandler
 from rich.markup import escape
 
 from harness import __version__
 from harness.console import err
 from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
 
+DEBUG_ENV = "HARNESS_DEBUG"  # HARNESS_DEBUG=1: as --debug
 
-def _fail(message: str, hint: str | None, code: int) -> NoReturn:
+
+@dataclass
+class CliState:
+    """What the global options asked for; ``main`` reads it when an error ends the run."""
+
+    debug: bool = field(default_factory=lambda: os.environ.get(DEBUG_ENV, "") not in ("", "0"))
+
+
+def _fail(message: str, hint: str | None, code: int, exc: BaseException | None = None,
+          state: CliState | None = None) -> NoReturn:
+    if exc is not None and state is not None and state.debug:
+        # The chain of causes behind the one-line message (adbutils, socket, OS errors).
+        sys.stderr.write("".join(traceback.format_exception(exc)))
     err.print(f"[bold red]error:[/] {escape(message)}"
               + (f" [dim]({escape(hint)})[/]" if hint else ""),
               markup=True)
@@ -27,10 +45,11 @@ def _fail(message: str, hint: str | None, code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map every failure to one line and an exit code."""
+    state = CliState()
     try:
-        cli.main(args=argv, prog_name="harness", standalone_mode=False)
-    except click.exceptions.Abort:
-        _fail("interrupted", None, EXIT_INTERRUPTED)
+        cli.main(args=argv, prog_name="harness", standalone_mode=False, obj=state)
+    except click.exceptions.Abort as exc:
+        _fail("interrupted", None, EXIT_INTERRUPTED, exc, state)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -41,19 +60,50 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.format_message(), usage_hint, exc.exit_code or EXIT_USAGE)
     except HarnessError as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.hint,
-              exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted", None, EXIT_INTERRUPTED)
+              exc.exit_code, exc, state)
+    except KeyboardInterrupt as exc:
+        _fail("interrupted", None, EXIT_INTERRUPTED, exc, state)
     sys.exit(0)
+
+
+def configure_logging(verbose: int, quiet: bool, debug: bool) -> None:
+    """Send the core's log records (the ``harness`` logger) to stderr at the level asked:
+    warnings by default, errors only with ``-q``, info with ``-v``, debug with ``-vv`` or
+    ``--debug``."""
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    if verbose == 1:
+        level = logging.INFO
+    if verbose >= 2 or debug:
+        level = logging.DEBUG
+    logger = logging.getLogger("harness")
+    for handler in [h for h in logger.handlers if getattr(h, "harness_cli", False)]:
+        logger.removeHandler(handler)  # a second invocation in one process (tests)
+    handler = RichHandler(console=err, show_time=debug, show_path=False, markup=False,
+                          rich_tracebacks=False)
+    handler.harness_cli = True  # type: ignore[attr-defined]  # our mark, to find it again
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="harness")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help=f"On an error, also print the chain of exceptions "
+              f"behind it (traceback); log everything. Same as {DEBUG_ENV}=1.")
+@click.option("--verbose", "-v", count=True, help="Log what harness does (-vv: every device "
+              "command).")
+@click.option("--quiet", "-q", is_flag=True, help="Log errors only, no warnings.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     """A reproducible lab for on-device Stable Diffusion on Snapdragon phones over ADB.
 
     State lives under $HARNESS_HOME (default ~/.local/share/harness).
     """
+    state = ctx.ensure_object(CliState)
+    state.debug = state.debug or debug
+    configure_logging(verbose, quiet, state.debug)
 
 
 def _register() -> None:

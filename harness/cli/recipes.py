@@ -238,6 +238,7 @@ def _trim(row: Any, end: int) -> list[int]:
 def tokenize_cmd(prompt: str, negative: str, out_dir: Path, tokenizer_dir: Path | None,
                  sd15: bool, as_json: bool) -> None:
     """Write CLIP token ids (2 x 77 int32, rows [uncond, cond]) for a prompt."""
+    from harness.clip import CLIP_END_TOKEN
     from harness.recipes.tokens import sd15_ids, tokenize_prompt, write_ids, write_sd15_ids
 
     if sd15:
@@ -256,8 +257,8 @@ def tokenize_cmd(prompt: str, negative: str, out_dir: Path, tokenizer_dir: Path 
     _warn(warnings)
     for key, (path, arr) in files.items():
         click.echo(f"{path}  ({key}, 2x77 int32)")
-        click.echo(f"  cond:   {_trim(arr[1], 49407)}")
-        click.echo(f"  uncond: {_trim(arr[0], 49407)}")
+        click.echo(f"  cond:   {_trim(arr[1], CLIP_END_TOKEN)}")
+        click.echo(f"  uncond: {_trim(arr[0], CLIP_END_TOKEN)}")
 
 
 def _parse_shape(text: str | None) -> tuple[int, ...] | None:

@@ -158,7 +158,7 @@ class BackgroundRun:
                 continue
             except DeviceError as exc:
                 # Server gone, phone gone: wait (bounded) for it, then follow again.
-                log.warning("%s: lost run %s (%s); waiting for the phone",
+                log.info("%s: lost run %s (%s); waiting for the phone",
                             self.device.serial, self.run_id, exc)
                 reconnects += 1
                 self.device.recover()
@@ -179,7 +179,7 @@ class BackgroundRun:
                 return self._outcome(None, out, err, start, reconnects, pending, on_output,
                                      killed=True)
             if deadline is not None and time.monotonic() > deadline:
-                log.warning("%s: run %s timed out after %gs%s", self.device.serial,
+                log.info("%s: run %s timed out after %gs%s", self.device.serial,
                             self.run_id, timeout, "; killing it" if kill_on_timeout else "")
                 if kill_on_timeout:
                     self.kill()

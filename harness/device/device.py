@@ -165,7 +165,7 @@ class Device:
                     log.debug("%s: adb connect: %s", self.serial, exc)
             last = DeviceOffline(state, serial=self.serial) if state != "absent" else last
             time.sleep(0.2)
-        log.warning("%s: did not come back: %s", self.serial, last)
+        log.info("%s: did not come back: %s", self.serial, last)
         raise last
 
     def _restart_server(self) -> None:
@@ -200,7 +200,7 @@ class Device:
             code, out, err = self._shell_v2(device_line, timeout, on_output)
         except CommandTimeout:
             assert token is not None
-            log.warning("%s: `%s` timed out after %gs; killing it on the phone", self.serial,
+            log.info("%s: `%s` timed out after %gs; killing it on the phone", self.serial,
                         _short(line), timeout)
             self._kill_pidfile(token)
             raise CommandTimeout(f"`{_short(line)}` timed out after {timeout:g}s and was "

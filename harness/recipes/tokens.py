@@ -36,13 +36,10 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from harness.clip import CLIP_CONTEXT_TOKENS
 from harness.errors import UsageError
 
-CLIP_START_TOKEN = 49406
-CLIP_END_TOKEN = 49407
 CLIP_G_PAD_TOKEN = 0  # ComfyUI's SDXL "g" tokenizer pads with 0, not the end token
-CLIP_CONTEXT_TOKENS = 77
-CLIP_VOCAB_SIZE = 49408
 # transformers' CLIPTokenizer reads merges.txt lines [1 : 49152 - 256 - 2 + 1]: the header
 # line is skipped and exactly this many merges are used, whatever the file holds.
 CLIP_MERGE_COUNT = 49152 - 256 - 2

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from harness.clip import CLIP_CONTEXT_TOKENS, CLIP_END_TOKEN, CLIP_START_TOKEN
 from harness.home import harness_home
 from harness.sim.devtools import elf_standin
 
@@ -45,12 +46,9 @@ MNN_MAGIC = b"MNNSIM01"
 HEADER_BYTES = 64
 KIB = 1024
 
-TOKENS_PER_ROW = 77
+TOKENS_PER_ROW = CLIP_CONTEXT_TOKENS
 ID_ROWS = 2  # [uncond, cond]
 IDS_BYTES = ID_ROWS * TOKENS_PER_ROW * 4
-START_TOKEN = 49406
-END_TOKEN = 49407
-VOCAB_SIZE = 49408
 DEMO_PROMPT = "a close-up portrait of a young woman, soft lighting, shallow depth of field"
 
 SD15_FILES = {"text_encoder.bin": 32 * KIB, "unet.bin": 128 * KIB, "vae_decoder.bin": 32 * KIB}
@@ -124,7 +122,7 @@ def library_ops(data: bytes) -> set[str]:
     return set()
 
 
-def demo_token_ids(prompt: str, pad_token: int = END_TOKEN) -> npt.NDArray[np.int32]:
+def demo_token_ids(prompt: str, pad_token: int = CLIP_END_TOKEN) -> npt.NDArray[np.int32]:
     """Stand-in CLIP token ids ``(2, 77)`` int32 rows ``[uncond "", cond prompt]``.
 
     Not the real BPE tokenizer: each word maps to a stable id by hash. Start 49406 and end
@@ -134,11 +132,11 @@ def demo_token_ids(prompt: str, pad_token: int = END_TOKEN) -> npt.NDArray[np.in
 
     def row(text: str) -> list[int]:
         words = [w for w in text.lower().replace(",", " , ").split() if w]
-        ids = [START_TOKEN]
+        ids = [CLIP_START_TOKEN]
         for word in words[:TOKENS_PER_ROW - 2]:
             digest = hashlib.sha256(word.encode()).digest()
-            ids.append(256 + int.from_bytes(digest[:4], "little") % (START_TOKEN - 256))
-        ids.append(END_TOKEN)
+            ids.append(256 + int.from_bytes(digest[:4], "little") % (CLIP_START_TOKEN - 256))
+        ids.append(CLIP_END_TOKEN)
         return ids + [pad_token] * (TOKENS_PER_ROW - len(ids))
 
     return np.array([row(""), row(prompt)], dtype=np.int32)

@@ -14,6 +14,7 @@ from harness.device.device import AdbEndpoint, Device
 from harness.device.errors import CommandTimeout, DeviceError, DeviceNotFound
 from harness.sim.farm import Farm as SimFarmCore
 from harness.sim.profiles import load_profile
+from tests.helpers import count_lines_starting, wait_for
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e
@@ -27,16 +28,7 @@ def sim_device(sim_farm: SimFarm, profile: str = "sm8650-16g") -> Device:
 
 
 def phone_count(device: Device, tag: str) -> int:
-    out = device.run("ps -eo args", timeout=30).out
-    return sum(1 for line in out.splitlines() if line.startswith(tag))
-
-
-def wait_for(pred: object, timeout_s: float = 15) -> None:
-    assert callable(pred)
-    end = time.monotonic() + timeout_s
-    while not pred():
-        assert time.monotonic() < end, "condition not reached"
-        time.sleep(0.05)
+    return count_lines_starting(device.run("ps -eo args", timeout=30).out, tag)
 
 
 def test_run_returns_typed_results(sim_farm: SimFarm) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 from harness.device.facts import Requirements
 from harness.farm.inventory import Farm, load_farm
 from harness.sim.farm import Farm as SimFarmCore
+from tests.helpers import harness
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e
@@ -79,23 +78,15 @@ def test_selection_by_nickname_tag_and_requirement(farm_file: Path, sim_farm: Si
     assert sel.explain() == [f"{excluded}: excluded in the farm file: battery swollen"]
 
 
-def _harness(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    import os
-
-    env = {**os.environ, "HARNESS_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
-                          text=True, env=env, timeout=120)
-
-
 def test_devices_and_doctor_commands(farm_file: Path, tmp_path: Path) -> None:
-    result = _harness("devices", "--farm", str(farm_file), "--json", home=tmp_path)
+    result = harness("devices", "--farm", str(farm_file), "--json", home=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     nick = {r["nickname"]: r for r in rows if r["nickname"]}
     assert nick["flagship"]["facts"]["soc_model"] == "SM8650"
-    table = _harness("devices", "--farm", str(farm_file), home=tmp_path)
+    table = harness("devices", "--farm", str(farm_file), home=tmp_path)
     assert "flagship" in table.stdout and "lab2" in table.stdout
-    doctor = _harness("doctor", "--farm", str(farm_file), "--json", home=tmp_path)
+    doctor = harness("doctor", "--farm", str(farm_file), "--json", home=tmp_path)
     findings = json.loads(doctor.stdout)
     assert any(f["level"] == "info" and "battery swollen" in f["message"] for f in findings)
     assert doctor.returncode == 0, doctor.stdout
@@ -106,7 +97,7 @@ def test_doctor_flags_a_dead_server(tmp_path: Path) -> None:
 
     path = tmp_path / "farm.yaml"
     path.write_text(f"servers:\n  - {{name: gone, port: {free_port()}}}\nsim: false\n")
-    doctor = _harness("doctor", "--farm", str(path), home=tmp_path)
+    doctor = harness("doctor", "--farm", str(path), home=tmp_path)
     assert doctor.returncode == 3
     assert "no adb server" in doctor.stdout and "gone" in doctor.stdout
 
@@ -123,7 +114,7 @@ def test_bad_input_is_one_line(args: list[str], message: str, tmp_path: Path) ->
     path.write_text("servers: []\nsim: false\n")
     if "--farm" not in args:
         args = [*args, "--farm", str(path)]
-    result = _harness(*args, home=tmp_path)
+    result = harness(*args, home=tmp_path)
     assert result.returncode != 0
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -133,6 +124,6 @@ def test_bad_input_is_one_line(args: list[str], message: str, tmp_path: Path) ->
 def test_malformed_farm_file_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "farm.yaml"
     path.write_text("servers:\n  - port: 5037\n    hostt: x\n")
-    result = _harness("devices", "--farm", str(path), home=tmp_path)
+    result = harness("devices", "--farm", str(path), home=tmp_path)
     assert result.returncode == 2
     assert f"{path}:3: unknown key 'hostt'" in result.stderr

@@ -31,7 +31,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pushed(sim_farm: SimFarm, profile: str, assets: Path):  # type: ignore[no-untyped-def]
     device = sim_farm.device(sim_farm.phone(profile))
     handrun.push_tree(device, assets, TMP)
-    device.sync.push(handrun.token_rows(handrun.A_PHOTO_OF_A_CAT, 49407), f"{TMP}/clip_l_ids.i32")
+    device.sync.push(handrun.token_rows(handrun.A_PHOTO_OF_A_CAT, handrun.CLIP_END_TOKEN), f"{TMP}/clip_l_ids.i32")
     device.sync.push(handrun.token_rows(handrun.A_PHOTO_OF_A_CAT, 0), f"{TMP}/clip_g_ids.i32")
     return device
 

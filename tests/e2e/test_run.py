@@ -15,6 +15,7 @@ from PIL import Image
 
 from harness.device.device import AdbEndpoint, Device
 from harness.results.store import Store
+from tests.helpers import harness
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e
@@ -27,15 +28,10 @@ def farm_file(tmp_path: Path, sim_farm: SimFarm) -> Path:
     return path
 
 
-def harness(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=tmp_path, env=os.environ.copy())
-
-
 def run_json(tmp_path: Path, farm_file: Path, serial: str, recipe: str,
              *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    result = harness(tmp_path, "run", recipe, "-d", serial, "--farm", str(farm_file),
-                     "--db", str(tmp_path / "results.sqlite"), "--json", *extra)
+    result = harness("run", recipe, "-d", serial, "--farm", str(farm_file),
+                     "--db", str(tmp_path / "results.sqlite"), "--json", *extra, cwd=tmp_path)
     assert result.stdout, result.stderr
     return result.returncode, json.loads(result.stdout)
 
@@ -192,8 +188,8 @@ def test_hostile_prompt_is_harmless(tmp_path: Path, sim_farm: SimFarm, farm_file
 )
 def test_bad_input_gets_one_line(tmp_path: Path, sim_farm: SimFarm, farm_file: Path,
                                  args: list[str], message: str, code: int) -> None:
-    result = harness(tmp_path, *args, "--farm", str(farm_file), "--db",
-                     str(tmp_path / "results.sqlite"))
+    result = harness(*args, "--farm", str(farm_file), "--db",
+                     str(tmp_path / "results.sqlite"), cwd=tmp_path)
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -211,8 +207,8 @@ def test_two_runs_on_one_phone_never_overlap(tmp_path: Path, sim_farm: SimFarm,
     try:
         while "UNet step 1/" not in (first.stderr.readline() if first.stderr else ""):  # type: ignore[union-attr]
             assert first.poll() is None, "first run ended early"
-        second = harness(tmp_path, "run", "sdxl-1024", "-d", serial, "--farm", str(farm_file),
-                         "--db", str(tmp_path / "b.sqlite"))
+        second = harness("run", "sdxl-1024", "-d", serial, "--farm", str(farm_file),
+                         "--db", str(tmp_path / "b.sqlite"), cwd=tmp_path)
         assert second.returncode == 3
         assert f"{serial}: in use by pid {first.pid}" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,53 +15,47 @@ from harness.device.procs import pid_alive
 from harness.sim.assets import build_demo_assets
 from harness.sim.farm import Farm
 from tests import handrun
+from tests.helpers import harness
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e
 
 
-def harness(home: Path, *args: str, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "HARNESS_HOME": str(home), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True,
-                          text=True, env=full_env, timeout=180)
-
-
 def test_sim_up_status_down(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    up = harness(home, "sim", "up", "--phones", "2", "--time-scale", "0.01", "--json")
+    up = harness("sim", "up", "--phones", "2", "--time-scale", "0.01", "--json", home=home)
     assert up.returncode == 0, up.stderr
     farm = json.loads(up.stdout)
     try:
         port = farm["adb_port"]
         assert port != 5037 and farm["healthy"]
-        status = json.loads(harness(home, "sim", "status", "--json").stdout)
+        status = json.loads(harness("sim", "status", "--json", home=home).stdout)
         assert status["adb_port"] == port
         devices = subprocess.run([adb_binary(), "-P", str(port), "devices", "-l"],
                                  capture_output=True, text=True, timeout=30,
                                  env={**os.environ, "HOME": str(home)}).stdout
         for phone in farm["phones"]:
             assert f"{phone['adb_serial']}" in devices
-        again = harness(home, "sim", "up")
+        again = harness("sim", "up", home=home)
         assert again.returncode == 4 and "already running" in again.stderr
-        table = harness(home, "sim", "status").stdout
+        table = harness("sim", "status", home=home).stdout
         assert "sim01-sm8650" in table and str(port) in table
     finally:
-        down = harness(home, "sim", "down")
+        down = harness("sim", "down", home=home)
     assert down.returncode == 0 and "stopped 2 phone(s)" in down.stdout
     assert not pid_alive(farm["adb_pid"])
     assert all(not pid_alive(p["pid"]) for p in farm["phones"])
     assert not port_open(farm["adb_port"])
-    assert "no virtual farm is running" in harness(home, "sim", "status").stdout
+    assert "no virtual farm is running" in harness("sim", "status", home=home).stdout
 
 
 def test_sim_errors_are_one_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    bad = harness(home, "sim", "up", "--profile", "sm8650-16gb")
+    bad = harness("sim", "up", "--profile", "sm8650-16gb", home=home)
     assert bad.returncode == 2 and "did you mean 'sm8650-16g'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-    assert harness(home, "sim", "up", "--adb-port", "5037").returncode == 4
-    removed = harness(home, "sim", "remove", "nope")
+    assert harness("sim", "up", "--adb-port", "5037", home=home).returncode == 4
+    removed = harness("sim", "remove", "nope", home=home)
     assert removed.returncode == 4 and "no virtual farm is running" in removed.stderr
 
 

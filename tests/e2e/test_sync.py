@@ -17,6 +17,7 @@ from harness.assets.sets import AssetEntry, AssetSet
 from harness.assets.sync import InsufficientSpace, Syncer, sync_many
 from harness.device.device import AdbEndpoint, Device
 from harness.errors import UsageError
+from tests.helpers import harness
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e
@@ -216,12 +217,6 @@ def test_killed_push_leaves_no_partial_file_and_the_rerun_completes(
 
 def test_push_and_status_commands(sim_farm: SimFarm, tmp_path: Path) -> None:
     serial = sim_farm.phone("sm8475-8g").adb_serial
-    env = {**os.environ}
-
-    def harness(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "harness.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=300)
-
     farm = tmp_path / "farm.yaml"
     farm.write_text(f"servers: [{{name: sim, port: {sim_farm.state.adb_port}}}]\nsim: false\n"
                     .replace("name: sim", "name: simfarm"))

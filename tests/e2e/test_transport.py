@@ -7,7 +7,6 @@ import os
 import re
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from harness.assets.hashcache import sha256_file as sha256
 from harness.sim.farm import parse_devices
 from harness.sim.profiles import load_profile
 from harness.sim.protocol import Command, Message
+from tests.helpers import count_lines_starting, wait_for
 from tests.simfarm import SimFarm
 
 pytestmark = pytest.mark.e2e
@@ -174,11 +174,11 @@ def test_closing_the_stream_kills_the_process_group(sim_farm: SimFarm) -> None:
            f"sleep {tag} & sleep {tag}1; echo never"]
     proc = subprocess.Popen(cmd, env=sim_farm.server.env, stdout=subprocess.PIPE)
     try:
-        _wait_for(lambda: _count(sim_farm, record.adb_serial, tag) == 2)
+        wait_for(lambda: _count(sim_farm, record.adb_serial, tag) == 2)
         proc.kill()  # the adb client dies -> the server closes the stream -> the phone kills
     finally:
         proc.wait()
-    _wait_for(lambda: _count(sim_farm, record.adb_serial, tag) == 0)
+    wait_for(lambda: _count(sim_farm, record.adb_serial, tag) == 0)
 
 
 def test_detached_commands_survive_the_stream(sim_farm: SimFarm) -> None:
@@ -186,9 +186,9 @@ def test_detached_commands_survive_the_stream(sim_farm: SimFarm) -> None:
     tag = "876543"
     sim_farm.adb("-s", record.adb_serial, "shell",
                  f"setsid sleep {tag} </dev/null >/dev/null 2>&1 &", check=True)
-    _wait_for(lambda: _count(sim_farm, record.adb_serial, tag) == 1)
+    wait_for(lambda: _count(sim_farm, record.adb_serial, tag) == 1)
     sim_farm.adb("-s", record.adb_serial, "shell", f"pkill -f 'sleep {tag}'")
-    _wait_for(lambda: _count(sim_farm, record.adb_serial, tag) == 0)
+    wait_for(lambda: _count(sim_farm, record.adb_serial, tag) == 0)
 
 
 def test_garbage_and_truncated_packets_close_only_that_connection(sim_farm: SimFarm) -> None:
@@ -215,13 +215,4 @@ def _adb_cmd(sim_farm: SimFarm) -> list[str]:
 
 def _count(sim_farm: SimFarm, serial: str, tag: str) -> int:
     out = sim_farm.adb("-s", serial, "shell", "ps -eo args").stdout.decode()
-    return sum(1 for line in out.splitlines() if line.startswith(f"sleep {tag}"))
-
-
-def _wait_for(predicate: object, timeout_s: float = 10.0) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
+    return count_lines_starting(out, f"sleep {tag}")

@@ -87,7 +87,7 @@ def test_a_bug_is_not_an_adb_failure() -> None:
     # What device code catches: a TypeError or a KeyError must not be turned into exit 3.
     assert not isinstance(TypeError("bug"), adbseam.ADB_FAILURES)
     assert not isinstance(KeyError("bug"), adbseam.ADB_FAILURES)
-    assert isinstance(socket.timeout("t"), adbseam.ADB_FAILURES)
+    assert isinstance(TimeoutError("t"), adbseam.ADB_FAILURES)
     assert isinstance(adbutils.AdbError("x"), adbseam.ADB_FAILURES)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from harness.device import devshell
 from harness.errors import UsageError
+from tests.helpers import count_lines_starting, wait_for
 
 HOSTILE = [
     "$(touch {marker})",
@@ -67,9 +68,9 @@ def test_kill_tree_kills_a_whole_tree(tmp_path: Path) -> None:
     tag = "4242"
     proc = subprocess.Popen(["sh", "-c", f"sleep {tag}1 & sleep {tag}2 & sh -c 'sleep {tag}3'"])
     try:
-        _wait(lambda: _count(tag) == 3)
+        wait_for(lambda: _count(tag) == 3)
         subprocess.run(["sh", "-c", devshell.kill_tree_command(proc.pid)], check=True)
-        _wait(lambda: _count(tag) == 0)
+        wait_for(lambda: _count(tag) == 0)
     finally:
         proc.kill()
         proc.wait()
@@ -82,14 +83,4 @@ def test_kill_tree_refuses_init() -> None:
 
 def _count(tag: str) -> int:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return sum(1 for ln in out.splitlines() if ln.startswith(f"sleep {tag}"))
-
-
-def _wait(pred: object, timeout: float = 10) -> None:
-    import time
-
-    assert callable(pred)
-    end = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.05)
+    return count_lines_starting(out, f"sleep {tag}")

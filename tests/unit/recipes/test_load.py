@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.clip import CLIP_END_TOKEN
 from harness.errors import ConfigError, UsageError
 from harness.recipes.load import RecipeBook, render_recipe
 from harness.recipes.plan import Plan
 from harness.recipes.script import step_command
-from harness.recipes.tokens import CLIP_END_TOKEN, tokenize_prompt
+from harness.recipes.tokens import tokenize_prompt
 from tests import handrun
 
 

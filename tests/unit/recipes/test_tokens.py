@@ -9,12 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.clip import CLIP_CONTEXT_TOKENS, CLIP_END_TOKEN, CLIP_START_TOKEN, CLIP_VOCAB_SIZE
 from harness.errors import UsageError
 from harness.recipes.tokens import (
-    CLIP_CONTEXT_TOKENS,
-    CLIP_END_TOKEN,
-    CLIP_START_TOKEN,
-    CLIP_VOCAB_SIZE,
     embedded_merges,
     embedded_vocab,
     export_tokenizer_files,
