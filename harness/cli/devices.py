@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.options import emit_json, farm_option
+from harness.cli.options import Output, farm_option, output_options
 from harness.console import out
 from harness.errors import EXIT_DEVICE
 
@@ -23,14 +23,14 @@ def _load_farm(farm_path: Path | None) -> Any:
 
 @click.command("devices")
 @farm_option
-@click.option("--json", "as_json", is_flag=True, help="Print the phones as JSON.")
-def devices_cmd(farm_path: Path | None, as_json: bool) -> None:
+@output_options("Print the phones as JSON.")
+def devices_cmd(farm_path: Path | None, output: Output) -> None:
     """List the phones on every adb server of the farm, with their facts and leases."""
-    farm = _load_farm(farm_path)
-    found = farm.discover()
-    if as_json:
-        emit_json([d.to_dict() for d in found])
-        return
+    found = _load_farm(farm_path).discover()
+    output.emit([d.to_dict() for d in found], lambda: _print_devices(found))
+
+
+def _print_devices(found: list[Any]) -> None:
     table = Table("serial", "server", "nickname", "model", "SoC", "RAM", "Android", "battery",
                   "temp", "state", "lease")
     from harness.farm.lease import holder_of
@@ -55,23 +55,25 @@ def devices_cmd(farm_path: Path | None, as_json: bool) -> None:
 @farm_option
 @click.option("--device", "-d", "selector", default=None,
               help="Only check the phones this selects (serial, nickname, sim, tag:EXPR).")
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def doctor_cmd(farm_path: Path | None, selector: str | None, as_json: bool) -> None:
+@output_options("Print the findings as JSON.")
+def doctor_cmd(farm_path: Path | None, selector: str | None, output: Output) -> None:
     """Check adb servers and phones: reachability, authorization, battery, heat, space."""
     from harness.farm.doctor import Level, check_farm
 
     findings = check_farm(_load_farm(farm_path), selector)
-    if as_json:
-        emit_json([{"level": f.level.value, "subject": f.subject, "message": f.message,
-                     "hint": f.hint} for f in findings])
-    else:
-        colours = {"ok": "green", "info": "cyan", "warn": "yellow", "error": "red"}
-        for f in findings:
-            hint = f" [dim]({escape(f.hint)})[/]" if f.hint else ""
-            out.print(f"[{colours[f.level.value]}]{f.level.value:5}[/] {escape(f.subject)}: "
-                      f"{escape(f.message)}{hint}", markup=True)
+    output.emit([{"level": f.level.value, "subject": f.subject, "message": f.message,
+                  "hint": f.hint} for f in findings], lambda: _print_findings(findings))
     if any(f.level is Level.ERROR for f in findings):
         sys.exit(EXIT_DEVICE)
+
+
+
+def _print_findings(findings: list[Any]) -> None:
+    colours = {"ok": "green", "info": "cyan", "warn": "yellow", "error": "red"}
+    for f in findings:
+        hint = f" [dim]({escape(f.hint)})[/]" if f.hint else ""
+        out.print(f"[{colours[f.level.value]}]{f.level.value:5}[/] {escape(f.subject)}: "
+                  f"{escape(f.message)}{hint}", markup=True)
 
 
 COMMANDS = [devices_cmd, doctor_cmd]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,37 @@ import click
 def emit_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout (``--json`` of every command)."""
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a command prints its result: as JSON (``--json``) or for a person."""
+
+    json: bool = False
+
+    def emit(self, data: Any, render: Callable[[], None]) -> None:
+        """Print ``data`` as JSON with ``--json``, else call ``render`` (tables, text)."""
+        if self.json:
+            emit_json(data)
+        else:
+            render()
+
+
+def output_options(json_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command ``--json`` (with its own help text) and pass it ``output: Output``.
+
+    As sqlite-utils' ``output_options``: the flag and what it does are written once here,
+    not as a branch in every command.
+    """
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @click.option("--json", "as_json", is_flag=True, help=json_help)
+        @functools.wraps(command)
+        def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> Any:
+            return command(*args, output=Output(json=as_json), **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 farm_option = click.option(

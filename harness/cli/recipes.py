@@ -17,11 +17,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from harness.cli.options import emit_json
+from harness.cli.options import Output, output_options
 from harness.errors import HarnessError, UsageError
 
 if TYPE_CHECKING:
     from harness.recipes.load import LintReport, RecipeBook
+    from harness.recipes.plan import Plan
     from harness.recipes.schema import Recipe
 
 # Library modules are imported inside the commands: `harness --help` and unrelated commands
@@ -63,19 +64,16 @@ def recipes() -> None:
 
 @recipes.command("list")
 @recipes_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the recipes as JSON.")
-def recipes_list(recipes_dirs: tuple[Path, ...], as_json: bool) -> None:
+@output_options("Print the recipes as JSON.")
+def recipes_list(recipes_dirs: tuple[Path, ...], output: Output) -> None:
     """List recipes (built-in, $HARNESS_HOME/recipes, --recipes-dir)."""
     items = _book(recipes_dirs).summaries()
-    if as_json:
-        emit_json([asdict(s) for s in items])
-        return
     table = Table("recipe", "family", "extends", "description")
     for item in items:
         text = Text(item.description) if item.error is None else Text(f"error: {item.error}",
                                                                       style="red")
         table.add_row(item.name, item.family, item.extends or "", text)
-    out.print(table)
+    output.emit([asdict(s) for s in items], lambda: out.print(table))
 
 
 def _param_rows(recipe: Recipe) -> list[tuple[str, str, str, str, str]]:
@@ -95,24 +93,26 @@ def _param_rows(recipe: Recipe) -> list[tuple[str, str, str, str, str]]:
 @recipes.command("show")
 @click.argument("name")
 @recipes_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the recipe and its default "
-              "plan as JSON.")
-def recipes_show(name: str, recipes_dirs: tuple[Path, ...], as_json: bool) -> None:
+@output_options("Print the recipe and its default plan as JSON.")
+def recipes_show(name: str, recipes_dirs: tuple[Path, ...], output: Output) -> None:
     """Show a recipe: parameters, requirements, assets and the commands it runs."""
     from harness.recipes.load import plain
-    from harness.recipes.script import step_command
 
     book = _book(recipes_dirs)
     recipe = book.load(name)
     plan = book.render(recipe)
-    if as_json:
-        emit_json({"name": recipe.name, "description": recipe.description,
-                    "family": recipe.family, "source": recipe.source,
-                    "chain": list(recipe.chain),
-                    "params": {n: asdict(p) | {"pos": str(p.pos) if p.pos else None}
-                               for n, p in recipe.params.items()},
-                    "document": plain(recipe.data), "plan": plan.to_dict()})
-        return
+    output.emit({"name": recipe.name, "description": recipe.description,
+                 "family": recipe.family, "source": recipe.source,
+                 "chain": list(recipe.chain),
+                 "params": {n: asdict(p) | {"pos": str(p.pos) if p.pos else None}
+                            for n, p in recipe.params.items()},
+                 "document": plain(recipe.data), "plan": plan.to_dict()},
+                lambda: _print_recipe(recipe, plan))
+
+
+def _print_recipe(recipe: Recipe, plan: Plan) -> None:
+    from harness.recipes.script import step_command
+
     out.print(f"[bold]{escape(recipe.name)}[/] ({escape(recipe.family or 'no family')}): "
               f"{escape(recipe.description)}", markup=True)
     out.print(f"defined in: {' <- '.join(reversed(recipe.chain))}")
@@ -150,20 +150,22 @@ def _values(prompt: str | None, negative: str | None, seed: int | None) -> dict[
               default=None, help="Tokenizer files (vocab.json + merges.txt; diffusers "
               "tokenizer/ and tokenizer_2/ folders) instead of the embedded CLIP BPE.")
 @recipes_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON instead.")
+@output_options("Print the plan as JSON instead.")
 def recipes_render(name: str, set_pairs: tuple[str, ...], prompt: str | None,
                    negative: str | None, seed: int | None, tokenizer_dir: Path | None,
-                   recipes_dirs: tuple[Path, ...], as_json: bool) -> None:
+                   recipes_dirs: tuple[Path, ...], output: Output) -> None:
     """Render a recipe into the exact adb commands, as a POSIX shell script."""
     from harness.recipes.script import render_shell
 
     plan = _book(recipes_dirs).render(name, _values(prompt, negative, seed), set_pairs,
                                       tokenizer_dir)
     _warn(plan.warnings)
-    if as_json:
-        emit_json(plan.to_dict())
-    else:
-        click.echo(render_shell(plan), nl=False)
+    output.emit(plan.to_dict(), lambda: click.echo(render_shell(plan), nl=False))
+
+
+def _print_lints(reports: Sequence[LintReport]) -> None:
+    for report in reports:
+        _print_lint(report)
 
 
 def _print_lint(report: LintReport) -> None:
@@ -192,8 +194,8 @@ def _lint_dict(report: LintReport) -> dict[str, Any]:
 @recipes.command("lint")
 @click.argument("name", required=False)
 @recipes_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def recipes_lint(name: str | None, recipes_dirs: tuple[Path, ...], as_json: bool) -> None:
+@output_options("Print the findings as JSON.")
+def recipes_lint(name: str | None, recipes_dirs: tuple[Path, ...], output: Output) -> None:
     """Check recipes (default parameters) for the seed's known pitfalls.
 
     Exits non-zero when a recipe does not load or has a finding it does not list in
@@ -206,11 +208,7 @@ def recipes_lint(name: str | None, recipes_dirs: tuple[Path, ...], as_json: bool
     if name:
         book.load(name)  # an unknown or malformed recipe is an error of its own
     reports = [lint_recipe(book, n) for n in names]
-    if as_json:
-        emit_json([_lint_dict(r) for r in reports])
-    else:
-        for report in reports:
-            _print_lint(report)
+    output.emit([_lint_dict(r) for r in reports], lambda: _print_lints(reports))
     failing = [r.recipe for r in reports if not r.ok]
     if failing:
         raise LintFailed(f"lint failed for {', '.join(failing)}")
@@ -234,9 +232,9 @@ def _trim(row: Any, end: int) -> list[int]:
               "tokenizer_2/) instead of the embedded CLIP BPE.")
 @click.option("--sd15", is_flag=True, help="Write SD1.5's clip_ids.i32 instead of SDXL's "
               "clip_l_ids.i32 and clip_g_ids.i32.")
-@click.option("--json", "as_json", is_flag=True, help="Print files and ids as JSON.")
+@output_options("Print files and ids as JSON.")
 def tokenize_cmd(prompt: str, negative: str, out_dir: Path, tokenizer_dir: Path | None,
-                 sd15: bool, as_json: bool) -> None:
+                 sd15: bool, output: Output) -> None:
     """Write CLIP token ids (2 x 77 int32, rows [uncond, cond]) for a prompt."""
     from harness.clip import CLIP_END_TOKEN
     from harness.recipes.tokens import sd15_ids, tokenize_prompt, write_ids, write_sd15_ids
@@ -250,15 +248,17 @@ def tokenize_cmd(prompt: str, negative: str, out_dir: Path, tokenizer_dir: Path 
         path_l, path_g = write_ids(ids, out_dir)
         files = {"clip_l": (path_l, ids.l), "clip_g": (path_g, ids.g)}
         warnings = ids.warnings
-    if as_json:
-        emit_json({"warnings": warnings, "files": {
-            key: {"path": str(path), "ids": arr.tolist()} for key, (path, arr) in files.items()}})
-        return
-    _warn(warnings)
-    for key, (path, arr) in files.items():
-        click.echo(f"{path}  ({key}, 2x77 int32)")
-        click.echo(f"  cond:   {_trim(arr[1], CLIP_END_TOKEN)}")
-        click.echo(f"  uncond: {_trim(arr[0], CLIP_END_TOKEN)}")
+
+    def render() -> None:
+        _warn(warnings)
+        for key, (path, arr) in files.items():
+            click.echo(f"{path}  ({key}, 2x77 int32)")
+            click.echo(f"  cond:   {_trim(arr[1], CLIP_END_TOKEN)}")
+            click.echo(f"  uncond: {_trim(arr[0], CLIP_END_TOKEN)}")
+
+    output.emit({"warnings": warnings, "files": {
+        key: {"path": str(path), "ids": arr.tolist()} for key, (path, arr) in files.items()}},
+        render)
 
 
 def _parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -281,20 +281,19 @@ def _parse_shape(text: str | None) -> tuple[int, ...] | None:
               help="PNG to write (default: FILE with .png).")
 @click.option("--family", type=click.Choice(["sdxl", "sd15"]), default="sdxl",
               show_default=True, help="Model family, for the latent preview colours.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@output_options("Print the result as JSON.")
 def convert_cmd(file: Path, shape: str | None, dest: Path | None, family: str,
-                as_json: bool) -> None:
+                output: Output) -> None:
     """Convert a qfp32 tensor (VAE image or latent) to PNG, counting NaN/Inf values."""
     from harness.run.images import convert_qfp32
 
     dest = dest or file.with_suffix(".png")
     stats = convert_qfp32(file, dest, _parse_shape(shape), family)
-    if as_json:
-        emit_json({"png": str(dest), "shape": list(stats.shape),
-                    "nan_count": stats.nan_count, "inf_count": stats.inf_count})
-        return
-    click.echo(f"wrote {dest} from {file} (shape {'x'.join(map(str, stats.shape))}, "
-               f"NaN {stats.nan_count}, Inf {stats.inf_count})")
+    output.emit({"png": str(dest), "shape": list(stats.shape), "nan_count": stats.nan_count,
+                 "inf_count": stats.inf_count},
+                lambda: click.echo(f"wrote {dest} from {file} (shape "
+                                   f"{'x'.join(map(str, stats.shape))}, NaN {stats.nan_count}, "
+                                   f"Inf {stats.inf_count})"))
 
 
 COMMANDS: list[click.Command] = [recipes, tokenize_cmd, convert_cmd]

@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.options import emit_json, farm_option
+from harness.cli.options import Output, db_option, farm_option, output_options
 from harness.console import err, out
 from harness.errors import EXIT_RUN_FAILED
 
@@ -27,8 +27,7 @@ from harness.errors import EXIT_RUN_FAILED
               help="A recipe parameter (steps=30), or a step override to reproduce a "
                    "failure: STEP.env.KEY=VALUE, STEP.unset=KEY, STEP.cwd=DIR. Repeatable.")
 @farm_option
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Results database (default $HARNESS_HOME/results.sqlite).")
+@db_option
 @click.option("--logs-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("logs"), show_default=True, help="Where run folders go.")
 @click.option("--lease-wait", type=float, default=0.0, show_default=True,
@@ -39,12 +38,12 @@ from harness.errors import EXIT_RUN_FAILED
               default=None, help="A model's own vocab.json + merges.txt.")
 @click.option("--no-sync", is_flag=True, help="Do not sync the recipe's asset sets first.")
 @click.option("--quiet", "-q", is_flag=True, help="No live output lines.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@output_options("Print the run summary as JSON.")
 def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None,
             seed: int | None, set_pairs: tuple[str, ...], farm_path: Path | None,
             db_path: Path | None, logs_dir: Path, lease_wait: float,
             recipes_dirs: tuple[Path, ...], tokenizer_dir: Path | None, no_sync: bool,
-            quiet: bool, as_json: bool) -> None:
+            quiet: bool, output: Output) -> None:
     """Run a recipe on a phone: sync, tokenize, run each step, parse [Perf], pull PNGs, store."""
     from harness.run.runner import RunEvents, RunRequest, run_recipe
 
@@ -52,7 +51,7 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
     for key, value in (("prompt", prompt), ("negative_prompt", negative), ("seed", seed)):
         if value is not None:
             values[key] = value
-    live = not (quiet or as_json)
+    live = not (quiet or output.json)
     events = RunEvents(
         phase=(lambda text: err.print(f"[bold cyan]>[/] {text}", markup=True)) if live
         else (lambda text: None),
@@ -78,10 +77,7 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
             summary = run_recipe(request, events)
     else:
         summary = run_recipe(request, events)
-    if as_json:
-        emit_json(summary.to_dict())
-    else:
-        _print_run(summary)
+    output.emit(summary.to_dict(), lambda: _print_run(summary))
     if summary.status != "ok":
         sys.exit(EXIT_RUN_FAILED)
 

@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.options import db_option, emit_json
+from harness.cli.options import Output, db_option, output_options
 from harness.console import out
 
 if TYPE_CHECKING:
@@ -37,17 +37,18 @@ def runs() -> None:
 @click.option("--limit", "-n", type=int, default=20, show_default=True, help="How many runs.")
 @click.option("--recipe", default=None, help="Only this recipe.")
 @click.option("--serial", default=None, help="Only this phone.")
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@output_options("Print the runs as JSON.")
 def runs_list(db_path: Path | None, limit: int, recipe: str | None, serial: str | None,
-              as_json: bool) -> None:
+              output: Output) -> None:
     """List stored runs, newest first."""
     from harness.results.store import Store
 
     with Store.open(db_path) as store:
         items = store.list_runs(limit, recipe=recipe, serial=serial)
-    if as_json:
-        emit_json([_run_dict(r) for r in items])
-        return
+    output.emit([_run_dict(r) for r in items], lambda: _print_runs(items))
+
+
+def _print_runs(items: list[RunRecord]) -> None:
     table = Table("started", "recipe", "serial", "status", "seconds", "verdict")
     table.add_column("id", no_wrap=True, min_width=len(items[0].id) if items else 2)
     for run in items:
@@ -87,20 +88,17 @@ def _print_detail(detail: RunDetail) -> None:
 @runs.command("show")
 @click.argument("run_id")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
-def runs_show(run_id: str, db_path: Path | None, as_json: bool) -> None:
+@output_options("Print the run as JSON.")
+def runs_show(run_id: str, db_path: Path | None, output: Output) -> None:
     """Show one run (a unique prefix of its id is enough): steps, metrics, outputs."""
     from harness.results.store import Store
 
     with Store.open(db_path) as store:
         detail = store.get_run(run_id)
-    if as_json:
-        emit_json({"run": _run_dict(detail.run), "plan": detail.plan,
-                    "steps": [asdict(s) for s in detail.steps],
-                    "metrics": [asdict(m) for m in detail.metrics],
-                    "outputs": [asdict(o) for o in detail.outputs]})
-        return
-    _print_detail(detail)
+    output.emit({"run": _run_dict(detail.run), "plan": detail.plan,
+                 "steps": [asdict(s) for s in detail.steps],
+                 "metrics": [asdict(m) for m in detail.metrics],
+                 "outputs": [asdict(o) for o in detail.outputs]}, lambda: _print_detail(detail))
 
 
 COMMANDS: list[click.Command] = [runs]

@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from harness.cli.options import emit_json
+from harness.cli.options import Output, output_options
 from harness.console import out
 from harness.home import sim_dir
 
@@ -33,9 +33,9 @@ def _farm() -> Any:
               help="Wall seconds per simulated second (default 0.1: SDXL 1024 in ~15 s).")
 @click.option("--adb-port", type=int, default=None, help="Port of the farm's own adb server "
               "(default: a free one; never 5037).")
-@click.option("--json", "as_json", is_flag=True, help="Print the farm as JSON.")
+@output_options("Print the farm as JSON.")
 def sim_up(phones: int | None, profile_names: tuple[str, ...], time_scale: float | None,
-           adb_port: int | None, as_json: bool) -> None:
+           adb_port: int | None, output: Output) -> None:
     """Start a virtual farm in the background."""
     from harness.sim.farm import DEFAULT_TIME_SCALE
 
@@ -44,25 +44,24 @@ def sim_up(phones: int | None, profile_names: tuple[str, ...], time_scale: float
                     time_scale=DEFAULT_TIME_SCALE if time_scale is None else time_scale,
                     adb_port=adb_port)
     status = farm.status()
-    if as_json:
-        emit_json(_status_dict(status))
-        return
-    _print_status(status)
-    out.print(f"\nadb server: [bold]adb -P {state.adb_port} devices -l[/]", markup=True)
+
+    def render() -> None:
+        _print_status(status)
+        out.print(f"\nadb server: [bold]adb -P {state.adb_port} devices -l[/]", markup=True)
+
+    output.emit(_status_dict(status), render)
 
 
 @sim.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print the farm as JSON.")
-def sim_status(as_json: bool) -> None:
+@output_options("Print the farm as JSON.")
+def sim_status(output: Output) -> None:
     """Show the virtual farm: adb server port, phones, their processes and adb state."""
     status = _farm().status()
-    if as_json:
-        emit_json(_status_dict(status) if status else {"running": False})
-        return
     if status is None:
-        out.print("no virtual farm is running (start one with `harness sim up`)")
+        output.emit({"running": False}, lambda: out.print(
+            "no virtual farm is running (start one with `harness sim up`)"))
         return
-    _print_status(status)
+    output.emit(_status_dict(status), lambda: _print_status(status))
 
 
 @sim.command("down")
@@ -77,14 +76,12 @@ def sim_down(wipe: bool) -> None:
 @sim.command("add")
 @click.option("--profile", "-p", "profile_name", default="sm8650-16g", show_default=True,
               help="Phone profile.")
-@click.option("--json", "as_json", is_flag=True, help="Print the new phone as JSON.")
-def sim_add(profile_name: str, as_json: bool) -> None:
+@output_options("Print the new phone as JSON.")
+def sim_add(profile_name: str, output: Output) -> None:
     """Add a phone to the running farm."""
     record = _farm().add_phone(profile_name)
-    if as_json:
-        emit_json(_phone_dict(record))
-    else:
-        out.print(f"added {record.serial} ({record.profile}) as {record.adb_serial}")
+    output.emit(_phone_dict(record), lambda: out.print(
+        f"added {record.serial} ({record.profile}) as {record.adb_serial}"))
 
 
 @sim.command("remove")
@@ -118,22 +115,19 @@ def sim_heat(serial: str, celsius: float) -> None:
 
 
 @sim.command("profiles")
-@click.option("--json", "as_json", is_flag=True, help="Print the profiles as JSON.")
-def sim_profiles(as_json: bool) -> None:
+@output_options("Print the profiles as JSON.")
+def sim_profiles(output: Output) -> None:
     """List phone profiles (built-in and $HARNESS_HOME/sim/profiles/*.yaml)."""
     from dataclasses import asdict
 
     from harness.sim.profiles import list_profiles, load_profile
 
     items = [load_profile(name) for name in list_profiles()]
-    if as_json:
-        emit_json([asdict(p) for p in items])
-        return
     table = Table("profile", "model", "SoC", "platform", "RAM", "Android")
     for prof in items:
         table.add_row(prof.name, prof.model, prof.soc_model, prof.board_platform,
                       f"{prof.ram_gb} GB", f"{prof.android_release} (SDK {prof.sdk})")
-    out.print(table)
+    output.emit([asdict(p) for p in items], lambda: out.print(table))
 
 
 def _phone_dict(record: Any) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from harness.cli.options import farm_option
+from harness.cli.options import Output, farm_option, output_options
 
 device_option = click.option(
     "--device", "-d", "selector", required=True,
@@ -57,9 +56,9 @@ def _sets(names: tuple[str, ...]) -> list[Any]:
 @click.option("--delete", is_flag=True, help="Delete files on the phone the sets no longer have.")
 @click.option("--verify", is_flag=True, help="Hash every file on the phone and repair mismatches.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@output_options("Print the results as JSON.")
 def push_cmd(set_names: tuple[str, ...], selector: str, farm_path: Path | None, delete: bool,
-             verify: bool, quiet: bool, as_json: bool) -> None:
+             verify: bool, quiet: bool, output: Output) -> None:
     """Sync asset sets to phones: only new or changed files, atomically, in parallel."""
     from harness.assets.sync import sync_many
     from harness.farm.inventory import resolve
@@ -69,7 +68,7 @@ def push_cmd(set_names: tuple[str, ...], selector: str, farm_path: Path | None, 
     devices = resolve(selector, farm_path, many=True)
     leases = [Lease(d.serial, f"harness push {' '.join(set_names)}").acquire() for d in devices]
     try:
-        if quiet or as_json or not sys.stderr.isatty():
+        if quiet or output.json or not sys.stderr.isatty():
             results = sync_many(devices, sets, delete=delete, verify=verify)
         else:
             with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
@@ -85,9 +84,10 @@ def push_cmd(set_names: tuple[str, ...], selector: str, farm_path: Path | None, 
     finally:
         for lease in leases:
             lease.release()
-    if as_json:
-        click.echo(json.dumps([r.__dict__ for r in results], indent=2, default=list))
-        return
+    output.emit([r.__dict__ for r in results], lambda: _print_results(results))
+
+
+def _print_results(results: list[Any]) -> None:
     out = _console()
     for r in results:
         what = (f"pushed {len(r.pushed)} file(s), {r.pushed_bytes / 1e6:.1f} MB"
@@ -110,32 +110,29 @@ def assets_group() -> None:
 
 
 @assets_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print the sets as JSON.")
-def assets_list(as_json: bool) -> None:
+@output_options("Print the sets as JSON.")
+def assets_list(output: Output) -> None:
     """List asset sets with their local sources and device destinations."""
     from harness.assets.sets import load_asset_sets
 
     sets = load_asset_sets()
-    if as_json:
-        click.echo(json.dumps({name: {"description": s.description, "entries": [
-            {"src": str(e.src), "dest": e.dest, "mode": e.mode} for e in s.entries]}
-            for name, s in sets.items()}, indent=2))
-        return
     table = Table("set", "source", "destination", "description")
     for name, s in sets.items():
         for i, e in enumerate(s.entries):
             table.add_row(name if i == 0 else "", str(e.src), e.dest,
                           s.description if i == 0 else "")
-    _console().print(table)
+    output.emit({name: {"description": s.description, "entries": [
+        {"src": str(e.src), "dest": e.dest, "mode": e.mode} for e in s.entries]}
+        for name, s in sets.items()}, lambda: _console().print(table))
 
 
 @assets_group.command("status")
 @click.argument("set_names", metavar="[SET...]", nargs=-1)
 @device_option
 @farm_option
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@output_options("Print the status as JSON.")
 def assets_status(set_names: tuple[str, ...], selector: str, farm_path: Path | None,
-                  as_json: bool) -> None:
+                  output: Output) -> None:
     """Show which sets are present, stale or missing on each phone (one round trip)."""
     from harness.assets.sets import load_asset_sets
     from harness.assets.sync import Syncer, set_status
@@ -148,15 +145,12 @@ def assets_status(set_names: tuple[str, ...], selector: str, farm_path: Path | N
             state, detail = set_status(plan)
             rows.append({"serial": device.serial, "set": plan.asset_set, "status": state,
                          "detail": detail})
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
     table = Table("phone", "set", "status", "detail")
     colours = {"present": "green", "stale": "yellow", "missing": "red"}
     for row in rows:
         table.add_row(row["serial"], row["set"],
                       Text(row["status"], style=colours[row["status"]]), row["detail"])
-    _console().print(table)
+    output.emit(rows, lambda: _console().print(table))
 
 
 COMMANDS = [push_cmd, assets_group]
