@@ -104,9 +104,9 @@ def load_yaml_text(text: str, source: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{source}:{line}: YAML syntax error: {problem}") from None
+        raise ConfigError(f"{source}:{line}: YAML syntax error: {problem}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: YAML error: {exc}") from None
+        raise ConfigError(f"{source}: YAML error: {exc}") from exc
     finally:
         loader.dispose()
 
@@ -116,7 +116,7 @@ def load_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     return load_yaml_text(text, str(path))
 
 

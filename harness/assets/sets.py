@@ -136,7 +136,7 @@ class _Templates:
         try:
             rendered = self.env.from_string(text).render(self.context)
         except TemplateError as exc:
-            raise ConfigError(f"{where}: {exc.message or exc}") from None
+            raise ConfigError(f"{where}: {exc.message or exc}") from exc
         return Path(rendered).expanduser()
 
 

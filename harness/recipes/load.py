@@ -243,7 +243,7 @@ class RecipeBook:
         try:
             parent_file = self._file(parent_name, below)
         except UsageError as exc:
-            raise ConfigError(f"{data.pos_of('extends')}: extends: {exc}") from None
+            raise ConfigError(f"{data.pos_of('extends')}: extends: {exc}") from exc
         parent, chain = self._merged(parent_file, depth + 1)
         return merge_recipe(parent, data), [*chain, str(rfile.path)]
 

@@ -122,7 +122,7 @@ class Plan:
         try:
             return _plan_from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"not a harness plan: {exc!r}") from None
+            raise UsageError(f"not a harness plan: {exc!r}") from exc
 
 
 def _step_from_dict(data: dict[str, Any]) -> PlanStep:

@@ -46,7 +46,7 @@ class _Renderer:
         try:
             return self.env.from_string(value).render(self.context)
         except TemplateError as exc:
-            raise ConfigError(f"{where}: template {value!r}: {exc.message or exc}") from None
+            raise ConfigError(f"{where}: template {value!r}: {exc.message or exc}") from exc
 
     def number(self, value: Any, where: Pos, what: str) -> float:
         text = self.text(value, where)
@@ -233,7 +233,7 @@ def render_recipe_data(recipe: Recipe, chosen: Mapping[str, ParamValue],
     try:
         params = resolve_params(recipe.params, chosen)
     except UsageError as exc:
-        raise UsageError(f"recipe {recipe.name!r}: {exc}") from None
+        raise UsageError(f"recipe {recipe.name!r}: {exc}") from exc
     clash = [n for n in (data.get("vars") or {}) if n in params or n in _TEMPLATE_KEYS_FIRST]
     if clash:
         raise ConfigError(f"{data.pos_of('vars')}: vars {clash} clash with parameters")

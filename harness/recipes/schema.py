@@ -121,7 +121,7 @@ def parse_param(name: str, raw: PosDict) -> ParamSpec:
     try:
         default = check_value(spec, spec.default, "default")
     except UsageError as exc:
-        raise ConfigError(f"{raw.pos_of('default')}: {exc}") from None
+        raise ConfigError(f"{raw.pos_of('default')}: {exc}") from exc
     return ParamSpec(spec.name, kind, default, spec.choices, spec.min, spec.max, spec.help,
                      where)
 

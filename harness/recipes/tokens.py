@@ -159,7 +159,7 @@ def _build_bpe(vocab: dict[str, int], merges: list[tuple[str, str]]) -> ClipBpe:
     try:
         start, end = vocab[_START_TEXT], vocab[_END_TEXT]
     except KeyError as exc:
-        raise UsageError(f"tokenizer vocabulary has no {exc.args[0]} token") from None
+        raise UsageError(f"tokenizer vocabulary has no {exc.args[0]} token") from exc
 
     def encode(text: str) -> list[int]:
         return list(tokenizer.encode(text, add_special_tokens=False).ids)
@@ -179,7 +179,7 @@ def _bpe_from_files(vocab_path: Path, merges_path: Path) -> ClipBpe:
         vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
         merges = _parse_merges(merges_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read tokenizer files in {vocab_path.parent}: {exc}") from None
+        raise UsageError(f"cannot read tokenizer files in {vocab_path.parent}: {exc}") from exc
     if not isinstance(vocab, dict):
         raise UsageError(f"{vocab_path}: not a JSON object of token -> id")
     return _build_bpe({str(k): int(v) for k, v in vocab.items()}, merges)

@@ -207,7 +207,7 @@ class Store:
             with _open_close_lock(path):
                 return cls._open_locked(path)
         except OSError as exc:
-            raise StoreError(f"{path}: cannot open the results database: {exc}") from None
+            raise StoreError(f"{path}: cannot open the results database: {exc}") from exc
 
     @classmethod
     def _open_locked(cls, path: Path) -> Store:
@@ -229,7 +229,7 @@ class Store:
         except (sqlite3.DatabaseError, OSError) as exc:
             if conn is not None:
                 conn.close()
-            raise StoreError(f"{path}: cannot open the results database: {exc}") from None
+            raise StoreError(f"{path}: cannot open the results database: {exc}") from exc
         return cls(conn, path)
 
     def close(self) -> None:
