@@ -1,6 +1,9 @@
-"""One phone: the adb binary and servers, the Device class (commands, pushes, pulls, errors
-that name the serial), shell quoting, background runs, facts and process helpers.
+"""One phone: the adb binary and servers, the one seam to adbutils (``adbseam``: the only
+module that imports it), the Device class (commands, pushes, pulls), the layer's errors
+(``errors``: they name the serial and keep command, exit code and output), shell quoting,
+background runs, facts and process helpers.
 
-May import: shared ground only (errors, home, config, yamlpos, console). Never ``harness.sim``.
+May import: shared ground only (errors, home, config, yamlpos, console, clip). Never
+``harness.sim``.
 Later: ssh.py / http.py transports beside adb.
 """
