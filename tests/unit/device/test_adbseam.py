@@ -169,23 +169,23 @@ def okay(conn: socket.socket, _request: str) -> bool:
     return True
 
 
-def fail(message: str) -> Reply:
+def answer(status: bytes, text: str) -> Reply:
+    """``status`` (OKAY or FAIL) and one length-prefixed text, then the server hangs up."""
     def reply(conn: socket.socket, _request: str) -> bool:
-        conn.sendall(b"FAIL" + _block(message))
+        conn.sendall(status + _block(text))
         return False
     return reply
 
 
-def version(conn: socket.socket, _request: str) -> bool:
-    conn.sendall(b"OKAY" + _block("0029"))
-    return False
+def fail(message: str) -> Reply:
+    return answer(b"FAIL", message)
+
+
+version = answer(b"OKAY", "0029")  # host:version: 41, so adbutils uses host:tport:serial:
 
 
 def devices(listing: str) -> Reply:
-    def reply(conn: socket.socket, _request: str) -> bool:
-        conn.sendall(b"OKAY" + _block(listing))
-        return False
-    return reply
+    return answer(b"OKAY", listing)
 
 
 def tport(conn: socket.socket, _request: str) -> bool:
