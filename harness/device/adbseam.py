@@ -104,8 +104,10 @@ def client(host: str, port: int, socket_timeout: float | None) -> adbutils.AdbCl
 
 
 def _text(exc: BaseException) -> str:
+    if isinstance(exc, OSError) or len(exc.args) < 2:
+        return str(exc) or type(exc).__name__
     # adbutils puts extra arguments in some errors: AdbError(message, path).
-    return " ".join(str(a) for a in exc.args) if exc.args else type(exc).__name__
+    return " ".join(str(a) for a in exc.args)
 
 
 def classify(exc: BaseException, serial: str | None, server: str) -> DeviceError:

@@ -58,7 +58,7 @@ UNAUTHORIZED = ("device unauthorized.\nThis adb server's $ADB_VENDOR_KEYS is not
     (EOFError("Expected 4 bytes, got 0"), DeviceDisconnected,
      f"{SERIAL}: connection lost: Expected 4 bytes, got 0"),
     (ConnectionResetError(104, "Connection reset by peer"), DeviceDisconnected,
-     f"{SERIAL}: connection lost: 104 Connection reset by peer"),
+     f"{SERIAL}: connection lost: [Errno 104] Connection reset by peer"),
     (adbutils.AdbError("open failed: No such file or directory", "/data/x"), AdbError,
      f"{SERIAL}: adb error: open failed: No such file or directory /data/x"),
 ])
