@@ -130,11 +130,11 @@ def test_a_file_deleted_on_the_phone_is_repaired() -> None:
     assert [f.rel for f in plan.push] == ["a.bin"] and plan.repaired == [f"{DEST}/a.bin"]
 
 
-@pytest.mark.parametrize("change", [{"sha": SHA_B}, {"mode": 0o755}, {"mtime": 200},
-                                    {"size": 11}])
-def test_a_local_change_is_pushed_not_repaired(change: dict[str, object]) -> None:
+@pytest.mark.parametrize("changed", [local("a.bin", sha=SHA_B), local("a.bin", mode=0o755),
+                                     local("a.bin", mtime=200), local("a.bin", size=11)])
+def test_a_local_change_is_pushed_not_repaired(changed: LocalFile) -> None:
     state = remote({"a.bin": RemoteFile(10, 100, 0o644)}, {"a.bin": [10, 100, 0o644, SHA_A]})
-    plan = plan_set(ASET, [local("a.bin", **change)], state, delete=False)  # type: ignore[arg-type]  # the parametrized overrides are typed loosely
+    plan = plan_set(ASET, [changed], state, delete=False)
     assert [f.rel for f in plan.push] == ["a.bin"] and plan.repaired == []
 
 
