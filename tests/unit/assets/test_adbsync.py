@@ -110,7 +110,8 @@ def parse_sends(data: bytes) -> list[tuple[str, list[int], bytes, int]]:
         assert tag == b"SEND"
         spec = data[at : at + n].decode()
         at += n
-        sizes, content = [], b""
+        sizes: list[int] = []
+        content = b""
         while True:
             tag, n = HEADER.unpack_from(data, at)
             at += 8

@@ -55,13 +55,13 @@ def test_the_cache_persists_and_keys_by_absolute_path(tmp_path: Path,
 
 def test_many_paths_are_looked_up_in_chunks(tmp_path: Path) -> None:
     paths = []
-    for i in range(1203):  # more than two 500-path chunks of "?" placeholders
+    for i in range(1001):  # more than two 500-path chunks of "?" placeholders
         (tmp_path / f"{i}").write_bytes(str(i).encode())
         paths.append(str(tmp_path / f"{i}"))
     cache = HashCache(tmp_path / "h.sqlite")
     cache.hash_many(paths)
-    assert cache.hash_many(paths)[paths[1202]] == hashlib.sha256(b"1202").hexdigest()
-    assert cache.hits == 1203
+    assert cache.hash_many(paths)[paths[1000]] == hashlib.sha256(b"1000").hexdigest()
+    assert cache.hits == 1001
 
 
 def test_open_default_lives_in_harness_home(tmp_path: Path,
