@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -62,12 +61,23 @@ def test_hostile_values_arrive_verbatim_on_the_phone(sim_farm: SimFarm, value: s
 
 def test_streaming_callback_gets_lines_as_they_come(sim_farm: SimFarm) -> None:
     device = sim_device(sim_farm)
-    seen: list[tuple[str, str, float]] = []
-    device.run("for i in 1 2 3; do echo line$i; echo e$i >&2; sleep 0.2; done",
-               on_output=lambda name, line: seen.append((name, line, time.monotonic())))
-    assert [s[1] for s in seen if s[0] == "stdout"] == ["line1", "line2", "line3"]
-    assert [s[1] for s in seen if s[0] == "stderr"] == ["e1", "e2", "e3"]
-    assert seen[-1][2] - seen[0][2] > 0.3, "lines must arrive while the command runs"
+    go = "/data/local/tmp/stream-go"
+    device.run(["rm", "-f", go], check=True)
+    seen: list[tuple[str, str]] = []
+
+    def on_line(name: str, line: str) -> None:
+        seen.append((name, line))
+        if line == "line1":  # the command waits for this file: only a live line releases it
+            device.run(["touch", go], check=True)
+
+    # Bounded (600 x 50 ms), so that lines delivered only at the end fail, not hang.
+    result = device.run(
+        f"echo line1; echo e1 >&2; i=0; while [ ! -e {go} ] && [ $i -lt 600 ]; do "
+        f"sleep 0.05; i=$((i+1)); done; [ -e {go} ] && echo line2 || echo not-released",
+        on_output=on_line, timeout=120)
+    assert result.out == "line1\nline2\n", "lines must arrive while the command runs"
+    assert [s[1] for s in seen if s[0] == "stdout"] == ["line1", "line2"]
+    assert [s[1] for s in seen if s[0] == "stderr"] == ["e1"]
 
 
 def test_timeout_kills_the_command_on_the_phone(sim_farm: SimFarm) -> None:

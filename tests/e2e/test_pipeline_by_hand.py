@@ -11,9 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+import adbutils
 import numpy as np
 import pytest
 
+from harness.clip import CLIP_END_TOKEN
 from harness.sim.assets import build_demo_assets
 from tests import handrun
 from tests.simfarm import SimFarm
@@ -28,15 +30,16 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_demo_assets(tmp_path_factory.mktemp("demo") / "assets")
 
 
-def pushed(sim_farm: SimFarm, profile: str, assets: Path):  # type: ignore[no-untyped-def]
+def pushed(sim_farm: SimFarm, profile: str, assets: Path) -> adbutils.AdbDevice:
     device = sim_farm.device(sim_farm.phone(profile))
     handrun.push_tree(device, assets, TMP)
-    device.sync.push(handrun.token_rows(handrun.A_PHOTO_OF_A_CAT, handrun.CLIP_END_TOKEN), f"{TMP}/clip_l_ids.i32")
+    device.sync.push(handrun.token_rows(handrun.A_PHOTO_OF_A_CAT, CLIP_END_TOKEN), f"{TMP}/clip_l_ids.i32")
     device.sync.push(handrun.token_rows(handrun.A_PHOTO_OF_A_CAT, 0), f"{TMP}/clip_g_ids.i32")
     return device
 
 
-def sh(device, env: dict[str, str], argv: list[str], cwd: str | None = None):  # type: ignore[no-untyped-def]
+def sh(device: adbutils.AdbDevice, env: dict[str, str], argv: list[str],
+       cwd: str | None = None) -> adbutils.ShellReturn:
     return device.shell2(handrun.shell_line(env, argv, cwd), timeout=120, v2=True)
 
 
@@ -62,7 +65,7 @@ def test_clean_split_sdxl_run(sim_farm: SimFarm, assets: Path, tmp_path: Path) -
     assert int(latent) == 4 * 128 * 128 * 4
 
 
-def _sdxl_unet(device, **env_changes: str | None):  # type: ignore[no-untyped-def]
+def _sdxl_unet(device: adbutils.AdbDevice, **env_changes: str | None) -> adbutils.ShellReturn:
     env = dict(handrun.SDXL_UNET_ENV)
     for key, value in env_changes.items():
         if value is None:
@@ -72,7 +75,7 @@ def _sdxl_unet(device, **env_changes: str | None):  # type: ignore[no-untyped-de
     return sh(device, env, handrun.SDXL_UNET_ARGV)
 
 
-def _image(device, path: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _image(device: adbutils.AdbDevice, path: str) -> np.ndarray:
     raw = device.sync.read_bytes(path)
     return np.frombuffer(raw, dtype="<f4").reshape(1, 3, 1024, 1024)
 

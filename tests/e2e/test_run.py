@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -29,14 +30,14 @@ def farm_file(tmp_path: Path, sim_farm: SimFarm) -> Path:
 
 
 def run_json(tmp_path: Path, farm_file: Path, serial: str, recipe: str,
-             *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+             *extra: str) -> tuple[int, dict[str, Any]]:
     result = harness("run", recipe, "-d", serial, "--farm", str(farm_file),
                      "--db", str(tmp_path / "results.sqlite"), "--json", *extra, cwd=tmp_path)
     assert result.stdout, result.stderr
     return result.returncode, json.loads(result.stdout)
 
 
-def output_png(summary: dict, step: str, name: str = "image") -> Path:  # type: ignore[type-arg]
+def output_png(summary: dict[str, Any], step: str, name: str = "image") -> Path:
     for s in summary["steps"]:
         if s["name"] == step:
             return Path(s["outputs"][name])
@@ -146,7 +147,7 @@ def test_ctrl_c_mid_unet_leaves_nothing_running(tmp_path: Path, sim_farm: SimFar
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while "UNet step 3/" not in (line := proc.stderr.readline() if proc.stderr else ""):  # type: ignore[union-attr]
+        while "UNet step 3/" not in (line := proc.stderr.readline() if proc.stderr else ""):
             assert line or proc.poll() is None, "run ended early"
             assert time.monotonic() < deadline
         proc.send_signal(signal.SIGINT)
@@ -205,7 +206,7 @@ def test_two_runs_on_one_phone_never_overlap(tmp_path: Path, sim_farm: SimFarm,
                               "--set", "steps=400"], cwd=tmp_path, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        while "UNet step 1/" not in (first.stderr.readline() if first.stderr else ""):  # type: ignore[union-attr]
+        while "UNet step 1/" not in (first.stderr.readline() if first.stderr else ""):
             assert first.poll() is None, "first run ended early"
         second = harness("run", "sdxl-1024", "-d", serial, "--farm", str(farm_file),
                          "--db", str(tmp_path / "b.sqlite"), cwd=tmp_path)

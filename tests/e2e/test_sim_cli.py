@@ -95,9 +95,12 @@ def test_fallback_modes_still_run_the_seed_flows(tmp_path: Path, mode: str) -> N
         sd15 = handrun.sd15(device, assets, tmp_path / "out15")
         assert sd15.steps[-1].exit_code == 0, sd15.steps[-1].output
         assert device.shell("getprop ro.soc.model").strip() == "SM8650"
+        # The pushed binary is in the phone's own root on the host (both modes) ...
+        assert Path(state.phones[0].base, "root/data/local/tmp/sdxl_pipeline_run").is_file()
         if mode == "rewrite":
-            assert not Path("/data/local/tmp/sdxl_pipeline_run").exists() or \
-                Path(state.phones[0].base, "root/data/local/tmp/sdxl_pipeline_run").exists()
+            # ... and, without a mount namespace to catch it, nothing went to the host's own
+            # /data/local/tmp (these tests run as root in CI: a missed rewrite would create it).
+            assert not Path("/data/local/tmp/sdxl_pipeline_run").exists()
         # Only the rooted profile (sm8550-12g) looks rooted: the host's su stays out of reach.
         endpoint = AdbEndpoint("127.0.0.1", state.adb_port)
         rooted = [Device(p.adb_serial, endpoint).facts().rooted for p in state.phones]

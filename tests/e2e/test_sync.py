@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.assets.errors import InsufficientSpace
 from harness.assets.hashcache import HashCache
 from harness.assets.sets import AssetEntry, AssetSet
-from harness.assets.sync import InsufficientSpace, Syncer, sync_many
+from harness.assets.sync import Syncer, sync_many
 from harness.device.device import AdbEndpoint, Device
 from harness.errors import UsageError
 from tests.helpers import harness

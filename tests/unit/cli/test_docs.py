@@ -39,7 +39,7 @@ def test_readme_lists_exactly_the_leaf_commands() -> None:
 
 @pytest.mark.parametrize("name", [n for n, c in iter_commands() if not isinstance(c, click.Group)])
 def test_readme_options_exist(name: str) -> None:
-    command = cli
+    command: click.Command = cli
     for part in name.split():
         assert isinstance(command, click.Group)
         command = command.commands[part]

@@ -40,6 +40,12 @@ PERF_UNET = re.compile(r"^\[Perf\] UNet loop_s=([\d.]+) s/step=([\d.]+)$", re.M)
 PERF_VAE = re.compile(r"^\[Perf\] iters=1 warmup=0 s/it=([\d.]+)$", re.M)
 
 
+def found(pattern: re.Pattern[str], text: str) -> re.Match[str]:
+    match = pattern.search(text)
+    assert match is not None, f"no {pattern.pattern!r} in:\n{text}"
+    return match
+
+
 @pytest.fixture
 def phone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TinyPhone:
     made = make_phone(tmp_path / "phone")
@@ -69,7 +75,7 @@ def test_sd15_clean_run(phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
                         capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, SD15_ENV)
     assert code == 0, err
-    steps, total, per_step = PERF_SD15.search(out).groups()  # type: ignore[union-attr]
+    steps, total, per_step = found(PERF_SD15, out).groups()
     assert int(steps) == 20
     assert float(total) == pytest.approx(9.19277, rel=0.03)
     assert float(per_step) == pytest.approx(float(total) / 20, rel=1e-4)
@@ -85,7 +91,7 @@ def test_sdxl_split_unet_then_vae(phone: TinyPhone, monkeypatch: pytest.MonkeyPa
     assert code == 0, err
     assert re.search(r"^\[Perf\] CLIP ms=[\d.]+$", out, re.M)
     assert re.search(r"^\[Perf\] init_s=[\d.]+$", out, re.M)
-    loop_s, per_step = map(float, PERF_UNET.search(out).groups())  # type: ignore[union-attr]
+    loop_s, per_step = map(float, found(PERF_UNET, out).groups())
     assert per_step == pytest.approx(speed.SDXL_UNET_STEP_S, rel=0.03)
     assert loop_s == pytest.approx(18 * per_step, rel=1e-4)  # k=2: 18 of 20 steps
     latent = phone.read(LATENT, LATENT_SHAPE)
@@ -94,7 +100,7 @@ def test_sdxl_split_unet_then_vae(phone: TinyPhone, monkeypatch: pytest.MonkeyPa
     code, out, err = run(monkeypatch, capsys, "sdxl_vae_decoder_run", VAE_ARGS, VAE_ENV,
                          cwd=phone.tmp)
     assert code == 0, err
-    assert float(PERF_VAE.search(out).group(1)) == pytest.approx(  # type: ignore[union-attr]
+    assert float(found(PERF_VAE, out).group(1)) == pytest.approx(
         speed.SDXL_VAE_S, rel=0.05)
     image = phone.read(f"{TMP}/output/sdxl_vae_out.qfp32", SDXL_SHAPE)
     assert np.isfinite(image).all() and blocky_tiles(image) == 0
@@ -128,11 +134,11 @@ def test_speed_factor_and_heat_slow_the_printed_figures(
     monkeypatch.setenv("HARNESS_SIM_ROOT", str(slow.root))
     monkeypatch.setenv("HARNESS_SIM_DIR", str(slow.ctl))
     out = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, SD15_ENV)[1]
-    cold = float(PERF_SD15.search(out).group(3))  # type: ignore[union-attr]
+    cold = float(found(PERF_SD15, out).group(3))
     assert cold == pytest.approx(speed.SD15_STEP_S * 1.6, rel=0.03)
     slow.state.set_temperature(slow.profile.thermal.max_c + 5)
     out = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, SD15_ENV)[1]
-    hot = float(PERF_SD15.search(out).group(3))  # type: ignore[union-attr]
+    hot = float(found(PERF_SD15, out).group(3))
     assert hot > cold * 1.4
 
 
