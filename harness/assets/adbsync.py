@@ -60,6 +60,10 @@ class SyncError(DeviceError):
     """The phone refused a sync request (its FAIL message is in the error)."""
 
 
+class SyncConnectionLost(SyncError):
+    """The sync connection broke (phone or adb server gone); nothing was refused."""
+
+
 class SyncClient:
     """One ``sync:`` session on a phone. Use as a context manager."""
 
@@ -88,10 +92,11 @@ class SyncClient:
         try:
             data = self._rfile.read(n)
         except OSError as exc:
-            raise SyncError(f"connection lost during sync: {exc}",
-                            serial=self.device.serial) from exc
+            raise SyncConnectionLost(f"connection lost during sync: {exc}",
+                                     serial=self.device.serial) from exc
         if len(data) != n:
-            raise SyncError("connection closed during sync", serial=self.device.serial)
+            raise SyncConnectionLost("connection closed during sync",
+                                     serial=self.device.serial)
         return bytes(data)
 
     def _reply(self) -> tuple[bytes, int]:

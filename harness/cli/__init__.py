@@ -6,6 +6,7 @@ group, ``main()`` and the one place where errors become exit codes. May import e
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -16,21 +17,31 @@ from rich.markup import escape
 from harness import __version__
 from harness.console import err
 from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
+from harness.run.signals import Terminated, signals_as_interrupts
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}"
-              + (f" [dim]({escape(hint)})[/]" if hint else ""),
-              markup=True)
+    with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+        err.print(f"[bold red]error:[/] {escape(message)}"
+                  + (f" [dim]({escape(hint)})[/]" if hint else ""),
+                  markup=True)
     sys.exit(code)
+
+
+def _interrupted(exc: BaseException | None) -> NoReturn:
+    """Ctrl-C -> 130; SIGTERM/SIGHUP (see harness.run.signals) -> 128 + N, as a shell says."""
+    if isinstance(exc, Terminated):
+        _fail(f"terminated by {exc.name}", None, exc.exit_code)
+    _fail("interrupted", None, EXIT_INTERRUPTED)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map every failure to one line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="harness", standalone_mode=False)
-    except click.exceptions.Abort:
-        _fail("interrupted", None, EXIT_INTERRUPTED)
+        with signals_as_interrupts():
+            cli.main(args=argv, prog_name="harness", standalone_mode=False)
+    except click.exceptions.Abort as exc:
+        _interrupted(exc.__cause__)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -42,8 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     except HarnessError as exc:
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.hint,
               exc.exit_code)
-    except KeyboardInterrupt:
-        _fail("interrupted", None, EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     sys.exit(0)
 
 

@@ -35,6 +35,7 @@ from harness.run.diagnose import (
 )
 from harness.run.images import convert_qfp32, read_qfp32
 from harness.run.perf import PerfCollector
+from harness.run.signals import interrupt_name
 from harness.yamlpos import suggest
 
 TAIL_CHARS = 4000  # of stdout/stderr kept in the store (the run folder keeps everything)
@@ -48,6 +49,7 @@ class RunEvents:
     phase: Callable[[str], None] = lambda text: None
     line: Callable[[str, str, str], None] = lambda step, stream, text: None
     sync_progress: Callable[[int, int], None] = lambda done, total: None
+    warning: Callable[[str], None] = lambda text: None
 
 
 @dataclass
@@ -132,9 +134,9 @@ class Runner:
                 if summary.exit_code != 0:
                     status, diagnosis = "failed", f"{step.name}: {summary.diagnosis}"
                     break
-        except KeyboardInterrupt:
-            status, diagnosis = "interrupted", "interrupted (Ctrl-C); the step was killed on " \
-                                               "the phone"
+        except KeyboardInterrupt as exc:
+            status, diagnosis = "interrupted", f"interrupted ({interrupt_name(exc)}); the " \
+                                               "step was killed on the phone"
             self._kill_current()
             raise
         except HarnessError as exc:
@@ -196,8 +198,15 @@ class Runner:
 
         try:
             self._current = BackgroundRun.start(self.device, step_command(step),
-                                                name=f"{self.plan.recipe}-{step.name}")
+                                                name=f"{self.plan.recipe}-{step.name}",
+                                                run_id=run_id)
             outcome = self._current.attach(on_output=on_line, timeout=step.timeout_s)
+        except KeyboardInterrupt as exc:
+            for fh in logs.values():
+                fh.close()
+            self._kill_current()
+            self._record_interrupted(run_id, index, step, collector, interrupt_name(exc))
+            raise
         finally:
             for fh in logs.values():
                 fh.close()
@@ -220,6 +229,27 @@ class Runner:
         if outcome.ok:
             self._collect_outputs(run_id, step, summary, verdicts)
         return summary
+
+    def _record_interrupted(self, run_id: str, index: int, step: PlanStep,
+                            collector: PerfCollector, why: str) -> None:
+        """Store the step that was running when the job was interrupted: no exit status,
+        its output so far (from the run folder's logs) and the figures parsed from it."""
+        tails = {}
+        for name in ("stdout", "stderr"):
+            path = self.run_dir / f"{index:02d}-{step.name}.{name}"
+            try:
+                tails[name] = path.read_text(errors="replace")[-TAIL_CHARS:]
+            except OSError:
+                tails[name] = ""
+        report = collector.report()
+        seconds = None
+        if self._current is not None:
+            seconds = time.time() - self._current.started
+        self.store.record_step(run_id, StepRecord(
+            index, step.name, step_command(step), None, seconds, None, tails["stdout"],
+            tails["stderr"], f"interrupted ({why}); killed on the phone",
+            tuple(f"line {i.line_no}: {i.reason}: {i.line}" for i in report.issues)),
+            report.metrics)
 
     def _diagnose(self, step: PlanStep, outcome: RunOutcome, before: set[str]) -> str:
         lmkd: list[str] = []
@@ -318,6 +348,7 @@ class RunRequest:
     recipes_dirs: tuple[Path, ...] = ()
     tokenizer_dir: Path | None = None
     sync: bool = True
+    keep_orphans: bool = False  # refuse (instead of killing) runs of a dead harness
 
 
 def build_plan(request: RunRequest) -> Plan:
@@ -355,6 +386,8 @@ def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSumma
         available = load_asset_sets(request.recipes_dirs)
         sets = [available[name] for name in plan.asset_sets]
         ensure_demo_assets(e.src for s in sets for e in s.entries)
-    with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s), \
+    events = events or RunEvents()
+    with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s, device,
+               request.keep_orphans, events.warning), \
             Store.open(request.db_path) as store:
         return Runner(plan, device, store, request.logs_dir, events, sets).run()
