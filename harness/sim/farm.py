@@ -326,7 +326,8 @@ class Farm:
                                     stdout=subprocess.DEVNULL, stderr=err,
                                     start_new_session=True, cwd=self.directory)
         deadline = time.monotonic() + PHONE_START_TIMEOUT_S
-        while not ready.exists():
+        # The phone writes ready.json in place: it may be seen empty or half-written.
+        while (port := _ready_port(ready)) is None:
             if proc.poll() is not None:
                 tail = _tail(layout.base / "phone.stderr") or _tail(layout.log)
                 raise SimError(f"virtual phone {serial} exited with {proc.returncode}: {tail}")
@@ -335,7 +336,6 @@ class Farm:
                 raise SimError(f"virtual phone {serial} did not start within "
                                f"{PHONE_START_TIMEOUT_S:g}s (see {layout.log})")
             time.sleep(0.02)
-        port = int(json.loads(ready.read_text())["port"])
         return PhoneRecord(serial=serial, profile=profile_name, port=port, pid=proc.pid,
                            base=str(layout.base))
 
@@ -360,6 +360,13 @@ def parse_devices(text: str) -> dict[str, str]:
         if len(parts) >= 2 and not line.startswith(("List of", "*")):
             devices[parts[0]] = parts[1]
     return devices
+
+
+def _ready_port(path: Path) -> int | None:
+    try:
+        return int(json.loads(path.read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _cmdline(pid: int) -> str:
