@@ -366,7 +366,7 @@ class Syncer:
              progress: ProgressFn | None = None, verify: bool = False) -> SyncResult:
         """Sync, recovering as a run does when the connection or the adb server dies
         mid-way: wait for the phone (restarting a local or virtual farm's server,
-        reconnecting network phones), then sync again: what is in place is skipped."""
+        reconnecting network phones), then sync again from what the phone then has."""
         attempt = 0
         while True:
             try:

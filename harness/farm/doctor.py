@@ -54,7 +54,7 @@ def check_farm(farm: Farm, selector: str | None = None) -> list[Finding]:
                                     "by USB"))
             continue
         if server.name == SIM_SERVER_NAME:
-            hint = "`harness sim down` then `harness sim up`"
+            hint = "`harness sim up` restarts it with the same phones"
         elif endpoint.restart is not None:
             hint = f"start it: adb -P {server.port} start-server"
         else:

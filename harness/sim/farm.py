@@ -272,7 +272,7 @@ class Farm:
         state = self._require_state()
         if not pid_alive(state.adb_pid):
             raise SimError("the virtual farm's adb server is dead",
-                           hint="`harness sim down` then `harness sim up`")
+                           hint="`harness sim up` restarts it with the same phones")
         return state
 
     def _require_state(self) -> FarmState:
@@ -327,7 +327,7 @@ class Farm:
                                     start_new_session=True, cwd=self.directory)
         deadline = time.monotonic() + PHONE_START_TIMEOUT_S
         # The phone writes ready.json in place: it may be seen empty or half-written.
-        while (port := _ready_port(ready)) is None:
+        while (served := _ready_port(ready)) is None:
             if proc.poll() is not None:
                 tail = _tail(layout.base / "phone.stderr") or _tail(layout.log)
                 raise SimError(f"virtual phone {serial} exited with {proc.returncode}: {tail}")
@@ -336,7 +336,7 @@ class Farm:
                 raise SimError(f"virtual phone {serial} did not start within "
                                f"{PHONE_START_TIMEOUT_S:g}s (see {layout.log})")
             time.sleep(0.02)
-        return PhoneRecord(serial=serial, profile=profile_name, port=port, pid=proc.pid,
+        return PhoneRecord(serial=serial, profile=profile_name, port=served, pid=proc.pid,
                            base=str(layout.base))
 
     def connect(self, state: FarmState, record: PhoneRecord) -> None:
