@@ -26,7 +26,7 @@ from harness.device.device import AdbEndpoint, Device
 from harness.farm.lease import PHONE_LEASE, Lease, LeaseBusy, holder_of, read_phone_lease
 from harness.results.store import Store
 from harness.sim.farm import Farm
-from tests.simfarm import SimFarm
+from tests.simfarm import SimFarm, phone_runs
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +73,7 @@ def start_run(cwd: Path, farm_file: Path, serial: str, db: Path, *extra: str,
 
 
 def unet_running(device: Device) -> bool:
-    return "sdxl_pipeline_run" in device.run("ps -eo args", timeout=30).out
+    return bool(phone_runs(device, "sdxl_pipeline_run"))
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
