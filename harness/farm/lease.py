@@ -27,6 +27,7 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import sys
 import threading
 import time
@@ -83,10 +84,23 @@ def lease_dir() -> Path:
 
 
 def _open_lock(serial: str) -> int:
+    """Open (creating) the host-wide lock file; refuse anything but a plain file there (the
+    directory is shared: a symlink or hard link planted by someone else must not make us
+    truncate another file)."""
     path = lease_dir() / f"{_safe(serial)}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    with contextlib.suppress(OSError):  # only the file's owner may (and need) do this
-        if os.fstat(fd).st_uid == os.getuid():
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        raise DeviceError(f"cannot open the lease file {path}: {exc}", serial=serial,
+                          hint="set HARNESS_LEASE_DIR to a directory every user of this "
+                               "host can write") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise DeviceError(f"refusing the lease file {path}: not a plain file",
+                          serial=serial)
+    if info.st_uid == os.getuid():  # only the file's owner may (and need) do this
+        with contextlib.suppress(OSError):
             os.fchmod(fd, 0o666)
     return fd
 

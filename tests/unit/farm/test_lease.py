@@ -8,8 +8,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
+from harness.errors import DeviceError
 from harness.farm.lease import (
     RECORD_MARK,
+    Lease,
     parse_phone_lease,
     remove_phone_lease_command,
     write_phone_lease_command,
@@ -62,3 +66,17 @@ def test_write_is_atomic_quoted_and_remove_checks_the_owner(tmp_path: Path) -> N
     subprocess.run(["sh", "-c", mine.replace("/data/local/tmp/.harness", str(tmp_path / "h"))],
                    check=True)
     assert not (tmp_path / "h" / "lease").exists()
+
+
+def test_the_shared_lock_dir_refuses_a_planted_symlink(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_LEASE_DIR", str(tmp_path / "leases"))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "leases").mkdir()
+    (tmp_path / "leases" / "PHONE9.lock").symlink_to(victim)
+    with pytest.raises(DeviceError, match="cannot open the lease file"):
+        Lease("PHONE9").acquire()
+    assert victim.read_text() == "precious"
+    with Lease("PHONE2"):
+        assert oct((tmp_path / "leases" / "PHONE2.lock").stat().st_mode & 0o777) == "0o666"
