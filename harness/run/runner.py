@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -113,6 +114,7 @@ class Runner:
         self.findings: list[Finding] = lint(plan)
         self.run_dir = run_folder(logs_dir, plan.recipe, device.serial)
         self._current: BackgroundRun | None = None
+        self._interrupted: StepSummary | None = None  # the step a Ctrl-C/SIGTERM cut short
 
     def run(self) -> RunSummary:
         start = time.monotonic()
@@ -138,6 +140,8 @@ class Runner:
             status, diagnosis = "interrupted", f"interrupted ({interrupt_name(exc)}); the " \
                                                "step was killed on the phone"
             self._kill_current()
+            if self._interrupted is not None:
+                steps.append(self._interrupted)
             raise
         except HarnessError as exc:
             status, diagnosis = "failed", str(exc)
@@ -205,7 +209,9 @@ class Runner:
             for fh in logs.values():
                 fh.close()
             self._kill_current()
-            self._record_interrupted(run_id, index, step, collector, interrupt_name(exc))
+            with contextlib.suppress(HarnessError, sqlite3.Error, OSError):
+                self._record_interrupted(run_id, index, step, collector, interrupt_name(exc))
+            self._current = None
             raise
         finally:
             for fh in logs.values():
@@ -233,7 +239,8 @@ class Runner:
     def _record_interrupted(self, run_id: str, index: int, step: PlanStep,
                             collector: PerfCollector, why: str) -> None:
         """Store the step that was running when the job was interrupted: no exit status,
-        its output so far (from the run folder's logs) and the figures parsed from it."""
+        its output so far (the phone's files, which hold what the last poll had not brought
+        yet; else the run folder's logs) and the figures parsed from it."""
         tails = {}
         for name in ("stdout", "stderr"):
             path = self.run_dir / f"{index:02d}-{step.name}.{name}"
@@ -241,10 +248,19 @@ class Runner:
                 tails[name] = path.read_text(errors="replace")[-TAIL_CHARS:]
             except OSError:
                 tails[name] = ""
+            if self._current is not None:
+                with contextlib.suppress(HarnessError):
+                    remote = self.device.run(
+                        ["tail", "-c", str(TAIL_CHARS), f"{self._current.run_dir}/{name}"],
+                        timeout=15)
+                    if remote.ok and len(remote.stdout) >= len(tails[name].encode()):
+                        tails[name] = remote.out
         report = collector.report()
         seconds = None
         if self._current is not None:
             seconds = time.time() - self._current.started
+        self._interrupted = StepSummary(step.name, None, seconds or 0.0, dict(report.metrics),
+                                        f"interrupted ({why})")
         self.store.record_step(run_id, StepRecord(
             index, step.name, step_command(step), None, seconds, None, tails["stdout"],
             tails["stderr"], f"interrupted ({why}); killed on the phone",

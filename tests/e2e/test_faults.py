@@ -100,6 +100,8 @@ def test_sigterm_and_sighup_end_a_run_like_ctrl_c(tmp_path: Path, sim_farm: SimF
     assert [s.name for s in steps] == ["unet"]  # the running step, with its output so far
     assert steps[0].exit_code is None
     assert "UNet step 3/" in steps[0].stdout_tail + steps[0].stderr_tail
+    summary = json.loads((tmp_path / (run.run_dir or "") / "run.json").read_text())
+    assert [s["name"] for s in summary["steps"]] == ["unet"]
     assert holder_of(device.serial) is None
     assert read_phone_lease(device) is None
 
