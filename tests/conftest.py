@@ -38,6 +38,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def host_lease_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Leases are host-wide (/tmp/harness-leases); the tests keep theirs to themselves."""
+    path = tmp_path_factory.mktemp("host-leases")
+    old = os.environ.get("HARNESS_LEASE_DIR")
+    os.environ["HARNESS_LEASE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("HARNESS_LEASE_DIR", None)
+    else:
+        os.environ["HARNESS_LEASE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("harness-home")

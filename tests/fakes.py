@@ -97,6 +97,7 @@ KILL_RE = re.compile(r"_target=(\d+);")
 CAT_PID_RE = re.compile(rf"^cat {_TOKEN}/pid 2>/dev/null$")
 RM_RF_RE = re.compile(rf"^rm -rf {_TOKEN}$")
 MKDIR_RE = re.compile(rf"^mkdir -p {_TOKEN}$")
+MKDIR_HOLDER_RE = re.compile(rf"^mkdir -p {_TOKEN} && printf '%s' {_TOKEN} > {_TOKEN}/holder$")
 FINISH_RE = re.compile(rf"^sh {_TOKEN}; rc=\$\?; rm -f {_TOKEN}; exit \$rc$")
 SHA256_RE = re.compile(rf"^tr '\\n' '\\0' < {_TOKEN} \| xargs -0 -n \d+ -P \d+ sha256sum "
                        rf"2>/dev/null; rm -f {_TOKEN}; true$")
@@ -300,6 +301,9 @@ class FakeDevice(Device):
         if m := RM_RF_RE.match(line):
             self._remove(_word(m[1]))
             return 0, b"", b""
+        if m := MKDIR_HOLDER_RE.match(line):  # a large wrapper's folder and holder file
+            self.files[f"{_word(m[3])}/holder"] = _word(m[2]).encode()
+            return 0, b"", b""
         if MKDIR_RE.match(line):
             return 0, b"", b""  # folders are implicit in a dict of files
         if m := SHA256_RE.match(line):
@@ -319,9 +323,12 @@ class FakeDevice(Device):
         run_dir = _word(m[1])
         if "setsid" in self.missing_tools:  # the wrapper never starts: no pid file appears
             return 1, b"", f"cat: {run_dir}/pid: No such file or directory\n".encode()
-        start, end = line.find("printf '%s' "), line.find(f" > {m[1]}/run.sh && ")
-        if start >= 0 and end > start:  # the wrapper travels inside the launch command
-            self.files[f"{run_dir}/run.sh"] = _word(line[start + len("printf '%s' "):end]).encode()
+        for name in ("holder", "run.sh"):  # files that travel inside the launch command
+            end = line.find(f" > {m[1]}/{name} && ")
+            start = line.rfind("printf '%s' ", 0, end)
+            if start >= 0 and end > start:
+                self.files[f"{run_dir}/{name}"] = _word(
+                    line[start + len("printf '%s' "):end]).encode()
         script = self.files.get(f"{run_dir}/run.sh")
         if script is None:
             return 0, b"", b"sh: run.sh: No such file or directory\n"

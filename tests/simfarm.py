@@ -13,6 +13,7 @@ import adbutils
 
 from harness.device import adbseam
 from harness.device.adb import AdbServer
+from harness.device.device import Device
 from harness.sim.farm import Farm, FarmState, PhoneRecord
 
 
@@ -58,3 +59,22 @@ class SimFarm:
 
     def device(self, record: PhoneRecord) -> adbutils.AdbDevice:
         return self.client().device(record.adb_serial)
+
+
+def phone_runs(device: Device, binary: str) -> list[str]:
+    """Processes running ``binary`` that this phone's background runs started.
+
+    A virtual phone is a mount namespace, not a PID namespace: its ``ps`` lists every
+    process of the host, other phones' and other test sessions' included. A background run
+    leads its own process group (``setsid``), so its processes are the ones whose PGID is
+    the PID recorded in one of this phone's run directories.
+    """
+    from harness.device.background import RUNS_DIR
+
+    leaders = set(device.run(f"cat {RUNS_DIR}/*/pid 2>/dev/null", timeout=30).out.split())
+    found = []
+    for line in device.run("ps -eo pgid,args", timeout=30).out.splitlines()[1:]:
+        pgid, _, args = line.strip().partition(" ")
+        if pgid in leaders and binary in args:
+            found.append(args)
+    return found

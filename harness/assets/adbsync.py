@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.assets.errors import SyncError
+from harness.assets.errors import SyncConnectionLost, SyncError
 from harness.device.device import Device
 from harness.errors import LocalFileError
 
@@ -84,10 +84,11 @@ class SyncClient:
         try:
             data = self._rfile.read(n)
         except OSError as exc:
-            raise SyncError(f"connection lost during sync: {exc}",
-                            serial=self.device.serial) from exc
+            raise SyncConnectionLost(f"connection lost during sync: {exc}",
+                                     serial=self.device.serial) from exc
         if len(data) != n:
-            raise SyncError("connection closed during sync", serial=self.device.serial)
+            raise SyncConnectionLost("connection closed during sync",
+                                     serial=self.device.serial)
         return bytes(data)
 
     def _reply(self) -> tuple[bytes, int]:

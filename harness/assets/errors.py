@@ -13,4 +13,8 @@ class SyncError(DeviceError):
     """The phone refused a sync request (its FAIL message is in the error)."""
 
 
-__all__ = ["InsufficientSpace", "SyncError"]
+class SyncConnectionLost(SyncError):
+    """The sync connection broke (phone or adb server gone); nothing was refused."""
+
+
+__all__ = ["InsufficientSpace", "SyncConnectionLost", "SyncError"]

@@ -35,11 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.assets.adbsync import PushItem, SyncClient
-from harness.assets.errors import InsufficientSpace
+from harness.assets.errors import InsufficientSpace, SyncConnectionLost
 from harness.assets.hashcache import HashCache
 from harness.assets.sets import AssetSet
 from harness.device import devshell
 from harness.device.device import Device
+from harness.device.errors import (
+    AdbServerUnreachable,
+    DeviceDisconnected,
+    DeviceNotFound,
+    DeviceOffline,
+)
 from harness.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,9 @@ U32 = 0xFFFFFFFF  # sync v1 listings carry 32-bit sizes
 FREE_SPACE_MARGIN_BYTES = 16 * 1024 * 1024  # leave the phone's /data some room
 HASH_WORKERS = 4
 VERIFY_PARALLEL = 4  # sha256sum processes on the phone
+SYNC_RETRIES = 3  # times a sync starts again after its connection or adb server died
+LOST_CONNECTION = (SyncConnectionLost, DeviceDisconnected, AdbServerUnreachable,
+                   DeviceNotFound, DeviceOffline)
 
 ProgressFn = Callable[[int, int, str], None]  # (bytes done, bytes total, device path)
 
@@ -355,6 +364,21 @@ class Syncer:
 
     def sync(self, sets: Sequence[AssetSet], delete: bool = False,
              progress: ProgressFn | None = None, verify: bool = False) -> SyncResult:
+        """Sync, recovering as a run does when the connection or the adb server dies
+        mid-way: wait for the phone (restarting a local or virtual farm's server,
+        reconnecting network phones), then sync again from what the phone then has."""
+        attempt = 0
+        while True:
+            try:
+                return self._sync_once(sets, delete, progress, verify)
+            except LOST_CONNECTION:
+                attempt += 1
+                if attempt > SYNC_RETRIES:
+                    raise
+                self.device.recover()
+
+    def _sync_once(self, sets: Sequence[AssetSet], delete: bool = False,
+                   progress: ProgressFn | None = None, verify: bool = False) -> SyncResult:
         start = time.monotonic()
         self.round_trips = 0
         plans = self.plan(sets, delete)

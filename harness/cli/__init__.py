@@ -6,6 +6,7 @@ group, ``main()`` and the one place where errors become exit codes. May import e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -21,6 +22,7 @@ from rich.markup import escape
 from harness import __version__
 from harness.console import err
 from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
+from harness.run.signals import Terminated, signals_as_interrupts
 
 DEBUG_ENV = "HARNESS_DEBUG"  # HARNESS_DEBUG=1: as --debug
 
@@ -34,22 +36,31 @@ class CliState:
 
 def _fail(message: str, hint: str | None, code: int, exc: BaseException | None = None,
           state: CliState | None = None) -> NoReturn:
-    if exc is not None and state is not None and state.debug:
-        # The chain of causes behind the one-line message (adbutils, socket, OS errors).
-        sys.stderr.write("".join(traceback.format_exception(exc)))
-    err.print(f"[bold red]error:[/] {escape(message)}"
-              + (f" [dim]({escape(hint)})[/]" if hint else ""),
-              markup=True)
+    with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+        if exc is not None and state is not None and state.debug:
+            # The chain of causes behind the one-line message (adbutils, socket, OS errors).
+            sys.stderr.write("".join(traceback.format_exception(exc)))
+        err.print(f"[bold red]error:[/] {escape(message)}"
+                  + (f" [dim]({escape(hint)})[/]" if hint else ""),
+                  markup=True)
     sys.exit(code)
+
+
+def _interrupted(exc: BaseException | None, state: CliState) -> NoReturn:
+    """Ctrl-C -> 130; SIGTERM/SIGHUP (see harness.run.signals) -> 128 + N, as a shell says."""
+    if isinstance(exc, Terminated):
+        _fail(f"terminated by {exc.name}", None, exc.exit_code, exc, state)
+    _fail("interrupted", None, EXIT_INTERRUPTED, exc, state)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map every failure to one line and an exit code."""
     state = CliState()
     try:
-        cli.main(args=argv, prog_name="harness", standalone_mode=False, obj=state)
+        with signals_as_interrupts():
+            cli.main(args=argv, prog_name="harness", standalone_mode=False, obj=state)
     except click.exceptions.Abort as exc:
-        _fail("interrupted", None, EXIT_INTERRUPTED, exc, state)
+        _interrupted(exc.__cause__, state)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -62,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, exc.hint,
               exc.exit_code, exc, state)
     except KeyboardInterrupt as exc:
-        _fail("interrupted", None, EXIT_INTERRUPTED, exc, state)
+        _interrupted(exc, state)
     sys.exit(0)
 
 

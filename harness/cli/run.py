@@ -37,13 +37,16 @@ from harness.errors import EXIT_RUN_FAILED
 @click.option("--tokenizer-dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="A model's own vocab.json + merges.txt.")
 @click.option("--no-sync", is_flag=True, help="Do not sync the recipe's asset sets first.")
+@click.option("--keep-orphans", is_flag=True,
+              help="Refuse to start (instead of killing them) when runs of a dead harness "
+                   "still go on the phone.")
 @click.option("--quiet", "-q", is_flag=True, help="No live output lines.")
 @output_options("Print the run summary as JSON.")
 def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None,
             seed: int | None, set_pairs: tuple[str, ...], farm_path: Path | None,
             db_path: Path | None, logs_dir: Path, lease_wait: float,
             recipes_dirs: tuple[Path, ...], tokenizer_dir: Path | None, no_sync: bool,
-            quiet: bool, output: Output) -> None:
+            keep_orphans: bool, quiet: bool, output: Output) -> None:
     """Run a recipe on a phone: sync, tokenize, run each step, parse [Perf], pull PNGs, store."""
     from harness.run.runner import RunEvents, RunRequest, run_recipe
 
@@ -58,9 +61,11 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
         line=(lambda step, stream, text: err.print(
             f"[dim]{step}{'!' if stream == 'stderr' else ':'}[/] {escape(text)}", markup=True,
             highlight=False)) if live else (lambda step, stream, text: None),
+        warning=lambda text: err.print(f"[bold yellow]warning:[/] {escape(text)}",
+                                       markup=True),
     )
     request = RunRequest(recipe, selector, values, set_pairs, farm_path, db_path, logs_dir,
-                         lease_wait, recipes_dirs, tokenizer_dir, not no_sync)
+                         lease_wait, recipes_dirs, tokenizer_dir, not no_sync, keep_orphans)
     if live and err.is_terminal:
         from rich.progress import (
             BarColumn,
@@ -94,7 +99,8 @@ def _print_run(summary: Any) -> None:
             out.print(f"output {step.name}/{name}: {png}")
     for verdict in summary.verdicts:
         out.print(f"[yellow]verdict:[/] {escape(verdict)}", markup=True)
-    colour = {"ok": "green", "failed": "red", "interrupted": "yellow"}[summary.status]
+    colour = {"ok": "green", "failed": "red", "interrupted": "yellow"}.get(summary.status,
+                                                                           "yellow")
     out.print(f"[{colour}]{summary.status}[/] run {summary.run_id} on {summary.serial} in "
               f"{summary.seconds:.1f}s; folder {escape(str(summary.run_dir))}", markup=True)
     if summary.diagnosis:

@@ -66,7 +66,11 @@ def push_cmd(set_names: tuple[str, ...], selector: str, farm_path: Path | None, 
 
     sets = _sets(set_names)
     devices = resolve(selector, farm_path, many=True)
-    leases = [Lease(d.serial, f"harness push {' '.join(set_names)}").acquire() for d in devices]
+    from harness.console import err
+
+    leases = [Lease(d.serial, f"harness push {' '.join(set_names)}", device=d,
+                    on_warning=lambda text: err.print(f"warning: {text}", markup=False))
+              .acquire() for d in devices]
     try:
         if quiet or output.json or not sys.stderr.isatty():
             results = sync_many(devices, sets, delete=delete, verify=verify)

@@ -7,7 +7,13 @@ process neither kills it nor loses its result. :meth:`BackgroundRun.attach` foll
 after reconnecting); :meth:`BackgroundRun.kill` kills its whole process group on the phone.
 
 Layout on the phone, one directory per run under ``/data/local/tmp/.harness/runs/<id>/``:
-``run.sh`` (the wrapper), ``pid``, ``stdout``, ``stderr``, ``exit`` (written atomically).
+``run.sh`` (the wrapper), ``holder`` (who started it: host, harness PID and that PID's start
+identity, the harness run id, the start time; ``key=value`` lines), ``pid``, ``stdout``,
+``stderr``, ``exit`` (written atomically).
+
+An *orphan* is a run still going whose holder is dead (harness was ``kill -9``-ed, or its
+host crashed): :func:`find_orphans` lists them in one round trip, :func:`kill_orphans` kills
+them (a new lease does, so that a forgotten UNet does not OOM the next run).
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from harness.device import devshell
 from harness.device.device import Device, OutputCallback, split_lines
 from harness.device.errors import CommandTimeout, DeviceDisconnected, DeviceError
+from harness.holder import Holder
 from harness.home import safe_name
 
 log = logging.getLogger(__name__)
@@ -109,17 +116,23 @@ class BackgroundRun:
     @classmethod
     def start(cls, device: Device, argv: devshell.Command,
               env: Mapping[str, str] | None = None, cwd: str | None = None,
-              name: str = "run") -> BackgroundRun:
-        """Start ``argv`` detached on the phone; return once its PID is recorded."""
+              name: str = "run", run_id: str = "") -> BackgroundRun:
+        """Start ``argv`` detached on the phone; return once its PID is recorded.
+
+        ``run_id`` (the store's id of the harness run, if any) is recorded in ``holder``.
+        """
         run = cls(device, f"{time.strftime('%Y%m%d-%H%M%S')}-{safe_name(name)[:40]}-"
                           f"{uuid.uuid4().hex[:8]}")
         script = wrapper_script(run.run_dir, argv, env or {}, cwd)
         d = devshell.quote(run.run_dir)
+        holder = devshell.quote(holder_text(Holder.me(), run_id, run.started))
         if len(script) <= INLINE_SCRIPT_MAX_BYTES:
             # One round trip: create the folder, write the wrapper, launch it, report the PID.
-            write = f"mkdir -p {d} && printf '%s' {devshell.quote(script)} > {d}/run.sh && "
+            write = (f"mkdir -p {d} && printf '%s' {holder} > {d}/holder && "
+                     f"printf '%s' {devshell.quote(script)} > {d}/run.sh && ")
         else:
-            device.run(f"mkdir -p {d}", check=True, timeout=30)
+            device.run(f"mkdir -p {d} && printf '%s' {holder} > {d}/holder", check=True,
+                       timeout=30)
             device.push_bytes(script.encode(), f"{run.run_dir}/run.sh", mode=0o755)
             write = ""
         launched = device.run(
@@ -219,5 +232,93 @@ class BackgroundRun:
         self.device.run(["rm", "-rf", self.run_dir], timeout=30)
 
 
+def holder_text(holder: Holder, run_id: str, started: float) -> str:
+    """The ``holder`` file: ``key=value`` lines (values never hold a newline)."""
+    fields = {"host": holder.host, "pid": str(holder.pid), "start": holder.start,
+              "run": run_id, "started": f"{started:.3f}"}
+    return "".join(f"{k}={' '.join(v.split())}\n" for k, v in fields.items())
 
-__all__ = ["BackgroundRun", "RunOutcome"]
+
+ORPHAN_MARK = "@@harness-live-run "
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """A background run still going on the phone, and who started it (None: unknown)."""
+
+    run_id: str  # the directory name under RUNS_DIR
+    pid: int
+    holder: Holder | None
+    harness_run: str = ""
+    started: float | None = None
+
+    def describe(self) -> str:
+        who = self.holder.describe() if self.holder else "an unknown harness"
+        run = f", harness run {self.harness_run}" if self.harness_run else ""
+        return f"{self.run_id} (phone pid {self.pid}, started by {who}{run})"
+
+
+def live_runs_command() -> str:
+    """One round trip: every run with no exit status whose wrapper still runs (checked by
+    its command line, so a PID the phone has reused since is not taken for it)."""
+    return (
+        f"for d in {RUNS_DIR}/*/; do d=${{d%/}}; [ -f \"$d/exit\" ] && continue; "
+        "[ -s \"$d/pid\" ] || continue; p=$(cat \"$d/pid\"); "
+        "kill -0 \"$p\" 2>/dev/null || continue; "
+        "case \"$(tr '\\000' ' ' < /proc/$p/cmdline 2>/dev/null)\" in "
+        "*\"${d##*/}\"/run.sh*) ;; *) continue ;; esac; "
+        f"echo \"{ORPHAN_MARK}${{d##*/}} $p\"; cat \"$d/holder\" 2>/dev/null; echo; "
+        "done; true"
+    )
+
+
+def parse_live_runs(text: str) -> list[LiveRun]:
+    runs: list[LiveRun] = []
+    current: tuple[str, int] | None = None
+    fields: dict[str, str] = {}
+
+    def flush() -> None:
+        if current is None:
+            return
+        holder = None
+        if fields.get("pid", "").isdigit():
+            holder = Holder(fields.get("host", "?"), int(fields["pid"]), fields.get("start", ""))
+        started = None
+        with contextlib.suppress(ValueError):
+            started = float(fields.get("started", ""))
+        runs.append(LiveRun(current[0], current[1], holder, fields.get("run", ""), started))
+
+    for line in text.splitlines():
+        if line.startswith(ORPHAN_MARK):
+            flush()
+            parts = line[len(ORPHAN_MARK):].split()
+            current = (parts[0], int(parts[1])) if len(parts) == 2 and parts[1].isdigit() \
+                else None
+            fields = {}
+        elif "=" in line and current is not None:
+            key, _, value = line.partition("=")
+            fields[key.strip()] = value.strip()
+    flush()
+    return runs
+
+
+def find_orphans(device: Device,
+                 remote_dead: Callable[[Holder], bool] = lambda holder: False) -> list[LiveRun]:
+    """Live runs on the phone whose holder is dead: on this host, its PID is gone or was
+    reused; on another host, ``remote_dead(holder)`` says so (e.g. its lease expired).
+    Runs of an unknown holder are never taken for orphans."""
+    live = parse_live_runs(device.run(live_runs_command(), timeout=60).out)
+    return [r for r in live if r.holder is not None
+            and (r.holder.dead_here() if r.holder.local else remote_dead(r.holder))]
+
+
+def kill_orphans(device: Device, orphans: Sequence[LiveRun]) -> None:
+    """Kill each orphan's process tree and mark its directory (``orphan-killed``)."""
+    for orphan in orphans:
+        run = BackgroundRun(device, orphan.run_id, pid=orphan.pid)
+        run.kill()
+        device.run(f"date +%s > {devshell.quote(run.run_dir)}/orphan-killed", timeout=30)
+
+
+__all__ = ["BackgroundRun", "LiveRun", "RunOutcome", "find_orphans", "kill_orphans",
+           "parse_live_runs"]

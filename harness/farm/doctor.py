@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from harness.device.background import find_orphans
+from harness.device.device import Device
+from harness.device.errors import DeviceError
 from harness.farm.inventory import SIM_SERVER_NAME, Farm, FarmDevice
-from harness.farm.lease import holder_of
+from harness.farm.lease import holder_of, read_phone_lease
+from harness.holder import Holder
 
 LOW_BATTERY_PERCENT = 20  # below this a phone may throttle or die mid-run
 HOT_CELSIUS = 40.0  # above this timings are skewed by throttling (bench gates at 35-38)
@@ -50,7 +54,7 @@ def check_farm(farm: Farm, selector: str | None = None) -> list[Finding]:
                                     "by USB"))
             continue
         if server.name == SIM_SERVER_NAME:
-            hint = "`harness sim down` then `harness sim up`"
+            hint = "`harness sim up` restarts it with the same phones"
         elif endpoint.restart is not None:
             hint = f"start it: adb -P {server.port} start-server"
         else:
@@ -66,7 +70,27 @@ def check_farm(farm: Farm, selector: str | None = None) -> list[Finding]:
                                 "plug one in and allow USB debugging, or `harness sim up`"))
     for item in devices:
         findings.extend(check_device(item))
+        if item.state == "device" and not item.excluded and item.facts is not None:
+            findings.extend(check_orphans(item.device(farm)))
     return findings
+
+
+def check_orphans(device: Device) -> list[Finding]:
+    """Runs still going on the phone whose harness died (``kill -9``, a crash)."""
+    try:
+        lease = read_phone_lease(device)
+
+        def remote_dead(holder: Holder) -> bool:
+            # Another host's run lives only as long as that host's lease on the phone.
+            return lease is None or lease.stale() or \
+                (lease.holder.host, lease.holder.pid) != (holder.host, holder.pid)
+
+        orphans = find_orphans(device, remote_dead)
+    except DeviceError as exc:
+        return [Finding(Level.WARN, device.serial, f"cannot look for orphaned runs: {exc}")]
+    return [Finding(Level.WARN, device.serial, f"orphaned run: {o.describe()}",
+                    "the next `harness run` on this phone kills it (or refuses with "
+                    "--keep-orphans)") for o in orphans]
 
 
 def check_device(item: FarmDevice) -> list[Finding]:

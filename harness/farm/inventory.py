@@ -332,13 +332,16 @@ def _restart_sim_server() -> None:
 
 
 def ensure_sim() -> None:
-    """Start the virtual farm with its defaults unless it already runs."""
+    """Start the virtual farm with its defaults unless it already runs; a farm whose adb
+    server died gets it back with the same phones (never a new default farm)."""
     from harness.sim.farm import Farm as SimFarm
 
     sim = SimFarm(sim_dir())
     status = sim.status()
-    if status is None or not status.adb_alive:
+    if status is None:
         sim.up()
+    elif not status.adb_alive:
+        sim.restart_adb()
 
 
 def resolve(selector: str, farm_path: Path | None = None,

@@ -1,8 +1,23 @@
-"""Leases: a phone is used by one harness job at a time, across processes on this host.
+"""Leases: a phone is used by one harness job at a time — across processes, users and
+``HARNESS_HOME``s on this host, and across hosts that share a phone through one adb server.
 
-A lease is an exclusive ``flock`` on ``$HARNESS_HOME/leases/<serial>.lock``; the kernel
-releases it when the holder exits or dies, so a lease can never outlive its holder. Who holds
-it (PID, command, since) is written beside it for messages and ``harness devices``.
+Two records, both taken by :meth:`Lease.acquire`:
+
+- on this host, an exclusive ``flock`` on ``<lease dir>/<serial>.lock``. The lease dir is
+  host-wide, not per home or user: ``$HARNESS_LEASE_DIR``, by default ``/tmp/harness-leases``
+  (created sticky and world-writable like ``/tmp`` itself; each lock file is made mode 0666
+  so every user can lock it). The kernel releases the lock when the holder exits or dies, so
+  it never outlives its holder. The holder writes who it is into the locked file (JSON).
+- on the phone, ``/data/local/tmp/.harness/lease`` (``key=value`` lines: host, PID, PID
+  start identity, purpose, ``heartbeat`` in the phone's clock, ``ttl``), written atomically
+  (tmp + ``mv``) and refreshed by a heartbeat thread every ``ttl / 4`` seconds. Another host
+  finds it and refuses while ``phone now - heartbeat < ttl``; a record whose heartbeat has
+  expired (its holder died or lost the phone) is taken over. A record of this host whose
+  PID is dead is stale at once. The phone's clock is the only clock both hosts see.
+
+With a device, a new lease also looks for *orphans* — background runs still going on the
+phone whose holder died (``kill -9``, a crash) — and kills them, or refuses to start when
+asked to keep them (see :func:`harness.device.background.find_orphans`).
 """
 
 from __future__ import annotations
@@ -12,21 +27,35 @@ import fcntl
 import json
 import os
 import socket
+import stat
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
+from harness.device import devshell
+from harness.device.background import LiveRun, find_orphans, kill_orphans
+from harness.device.device import Device
 from harness.device.errors import DeviceError
-from harness.home import harness_home, safe_name
+from harness.holder import Holder as ProcessHolder
+from harness.home import safe_name
 
 LEASE_POLL_S = 0.2
+DEFAULT_LEASE_DIR = "/tmp/harness-leases"  # host-wide on purpose (see above)
+PHONE_LEASE = "/data/local/tmp/.harness/lease"
+PHONE_LEASE_TTL_S = 60
+RECORD_MARK = "@@harness-lease-now "
 
 
 class LeaseBusy(DeviceError):
     """The phone is leased by another harness job."""
+
+
+class OrphansFound(DeviceError):
+    """Runs of a dead harness still go on the phone and were asked to be kept."""
 
 
 @dataclass(frozen=True)
@@ -38,76 +67,253 @@ class Holder:
 
     def describe(self) -> str:
         age = time.time() - self.since
-        return f"pid {self.pid} ({self.command}) for {age:.0f}s"
+        where = "" if self.host == socket.gethostname() else f" on {self.host}"
+        return f"pid {self.pid}{where} ({self.command}) for {age:.0f}s"
 
 
 def lease_dir() -> Path:
-    path = harness_home() / "leases"
-    path.mkdir(parents=True, exist_ok=True)
+    path = Path(os.environ.get("HARNESS_LEASE_DIR") or DEFAULT_LEASE_DIR)
+    if not path.is_dir():
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(parents=True)
+            path.chmod(0o1777)  # sticky, like /tmp: every user may lock
     return path
 
 
+def _open_lock(serial: str) -> int:
+    """Open (creating) the host-wide lock file; refuse anything but a plain file there (the
+    directory is shared: a symlink or hard link planted by someone else must not make us
+    truncate another file)."""
+    path = lease_dir() / f"{safe_name(serial)}.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        raise DeviceError(f"cannot open the lease file {path}: {exc}", serial=serial,
+                          hint="set HARNESS_LEASE_DIR to a directory every user of this "
+                               "host can write") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise DeviceError(f"refusing the lease file {path}: not a plain file",
+                          serial=serial)
+    if info.st_uid == os.getuid():  # only the file's owner may (and need) do this
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o666)
+    return fd
+
+
 def holder_of(serial: str) -> Holder | None:
-    """The current holder, or None if the phone is free."""
-    lock = lease_dir() / f"{safe_name(serial)}.lock"
-    if not lock.exists():
+    """The current holder on this host, or None if the phone is free here."""
+    path = lease_dir() / f"{safe_name(serial)}.lock"
+    if not path.exists():
         return None
-    with lock.open("a+") as fh:
+    fd = _open_lock(serial)
+    try:
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pass
         else:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
             return None
+        data = os.pread(fd, 64 * 1024, 0)
+    finally:
+        os.close(fd)
     try:
-        data = json.loads((lease_dir() / f"{safe_name(serial)}.json").read_text())
-        return Holder(**data)
-    except (OSError, ValueError, TypeError):
+        return Holder(**json.loads(data))
+    except (ValueError, TypeError):
         return Holder(pid=0, host="?", command="unknown", since=time.time())
 
 
-class Lease:
-    """``with Lease(serial, purpose):`` holds the phone for the block."""
+# ---- the record on the phone ----------------------------------------------------------------
 
-    def __init__(self, serial: str, purpose: str = "", wait_s: float = 0.0) -> None:
+@dataclass(frozen=True)
+class PhoneLease:
+    """The lease record found on a phone, with the phone's clock when it was read."""
+
+    holder: ProcessHolder
+    purpose: str
+    heartbeat: int  # phone epoch seconds
+    ttl: int
+    phone_now: int
+
+    @property
+    def expired(self) -> bool:
+        return self.phone_now - self.heartbeat >= self.ttl
+
+    def stale(self) -> bool:
+        return self.expired or self.holder.dead_here()
+
+    def describe(self) -> str:
+        age = self.phone_now - self.heartbeat
+        return (f"pid {self.holder.pid} on {self.holder.host} ({self.purpose}), last "
+                f"heartbeat {age}s ago by the phone's clock")
+
+
+def parse_phone_lease(text: str) -> PhoneLease | None:
+    """``read_phone_lease``'s output: the phone's clock line, then the record (if any)."""
+    now, fields = None, {}
+    for line in text.splitlines():
+        if line.startswith(RECORD_MARK):
+            value = line[len(RECORD_MARK):].strip()
+            now = int(value) if value.isdigit() else None
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            fields[key.strip()] = value.strip()
+    if now is None or not fields.get("pid", "").isdigit() \
+            or not fields.get("heartbeat", "").isdigit():
+        return None
+    ttl = int(fields["ttl"]) if fields.get("ttl", "").isdigit() else PHONE_LEASE_TTL_S
+    holder = ProcessHolder(fields.get("host", "?"), int(fields["pid"]), fields.get("start", ""))
+    return PhoneLease(holder, fields.get("purpose", ""), int(fields["heartbeat"]), ttl, now)
+
+
+def read_phone_lease(device: Device) -> PhoneLease | None:
+    out = device.run(f'echo "{RECORD_MARK}$(date +%s)"; cat {PHONE_LEASE} 2>/dev/null; true',
+                     timeout=30).out
+    return parse_phone_lease(out)
+
+
+def write_phone_lease_command(holder: ProcessHolder, purpose: str, ttl: int) -> str:
+    """Write the record atomically, the heartbeat taken from the phone's clock."""
+    body = "".join(f"{k}={' '.join(v.split())}\n" for k, v in (
+        ("host", holder.host), ("pid", str(holder.pid)), ("start", holder.start),
+        ("purpose", purpose), ("ttl", str(ttl))))
+    tmp = f"{PHONE_LEASE}.tmp.{holder.pid}"
+    return (f"mkdir -p {devshell.quote(PHONE_LEASE.rsplit('/', 1)[0])} && "
+            f"{{ printf '%s' {devshell.quote(body)}; echo \"heartbeat=$(date +%s)\"; }} "
+            f"> {devshell.quote(tmp)} && mv {devshell.quote(tmp)} {PHONE_LEASE}")
+
+
+def remove_phone_lease_command(holder: ProcessHolder) -> str:
+    """Remove the record only if it is still ours."""
+    return (f"grep -qx {devshell.quote(f'pid={holder.pid}')} {PHONE_LEASE} 2>/dev/null && "
+            f"grep -qx {devshell.quote(f'host={holder.host}')} {PHONE_LEASE} && "
+            f"rm -f {PHONE_LEASE}; true")
+
+
+def _same(a: ProcessHolder, b: ProcessHolder) -> bool:
+    return (a.host, a.pid) == (b.host, b.pid)
+
+
+# ---- the lease ------------------------------------------------------------------------------
+
+class Lease:
+    """``with Lease(serial, purpose, device=device):`` holds the phone for the block.
+
+    Without ``device`` only the host's lock is taken (no phone record, no orphan check).
+    ``on_warning`` hears about orphans killed and stale records taken over.
+    """
+
+    def __init__(self, serial: str, purpose: str = "", wait_s: float = 0.0,
+                 device: Device | None = None, keep_orphans: bool = False,
+                 on_warning: Callable[[str], None] | None = None,
+                 ttl_s: int = PHONE_LEASE_TTL_S) -> None:
         self.serial = serial
         self.purpose = purpose or " ".join(Path(a).name for a in sys.argv[:3])
         self.wait_s = wait_s
-        self._fh: IO[str] | None = None
+        self.device = device
+        self.keep_orphans = keep_orphans
+        self.on_warning = on_warning or (lambda text: None)
+        self.ttl_s = ttl_s
+        self.orphans_killed: list[LiveRun] = []
+        self._fd: int | None = None
+        self._me = ProcessHolder.me()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
 
     def acquire(self) -> Lease:
-        path = lease_dir() / f"{safe_name(self.serial)}.lock"
-        fh = path.open("a+")
+        self._lock_host()
+        try:
+            if self.device is not None:
+                self._lock_phone(self.device)
+                self._handle_orphans(self.device)
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def _lock_host(self) -> None:
+        fd = _open_lock(self.serial)
         deadline = time.monotonic() + self.wait_s
         while True:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    fh.close()
+                    os.close(fd)
                     holder = holder_of(self.serial)
                     who = holder.describe() if holder else "another job"
                     raise LeaseBusy(f"in use by {who}", serial=self.serial,
                                     hint="wait with --lease-wait SECONDS, or pick another "
                                          "phone") from None
                 time.sleep(LEASE_POLL_S)
-        self._fh = fh
+        self._fd = fd
         info = Holder(os.getpid(), socket.gethostname(), self.purpose, time.time())
-        meta = lease_dir() / f"{safe_name(self.serial)}.json"
-        tmp = meta.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(info.__dict__))
-        tmp.replace(meta)
-        return self
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info.__dict__).encode(), 0)
+
+    def _lock_phone(self, device: Device) -> None:
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            found = read_phone_lease(device)
+            if found is None or _same(found.holder, self._me) or found.stale():
+                break
+            if time.monotonic() >= deadline:
+                raise LeaseBusy(f"in use by {found.describe()}", serial=self.serial,
+                                hint="another host holds it through a shared adb server; "
+                                     "wait with --lease-wait SECONDS, or pick another phone")
+            time.sleep(max(LEASE_POLL_S, 1.0))
+        device.run(write_phone_lease_command(self._me, self.purpose, self.ttl_s), check=True,
+                   timeout=30)
+        mine = read_phone_lease(device)  # two hosts writing at once: the last one wins
+        if mine is None or not _same(mine.holder, self._me):
+            who = mine.describe() if mine else "another host"
+            raise LeaseBusy(f"in use by {who}", serial=self.serial)
+        if found is not None and not _same(found.holder, self._me):
+            self.on_warning(f"{self.serial}: took over a stale lease record of "
+                            f"{found.describe()}")
+        self._beat = threading.Thread(target=self._heartbeat, args=(device,),
+                                      name=f"lease-{self.serial}", daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self, device: Device) -> None:
+        command = write_phone_lease_command(self._me, self.purpose, self.ttl_s)
+        while not self._stop.wait(self.ttl_s / 4):
+            with contextlib.suppress(Exception):  # the phone may be away for a moment
+                device.run(command, timeout=30)
+
+    def _handle_orphans(self, device: Device) -> None:
+        # We hold the phone now: a run of another host's harness that still goes is one
+        # whose lease lapsed, so its holder is gone too.
+        orphans = find_orphans(device, remote_dead=lambda holder: True)
+        if not orphans:
+            return
+        names = "; ".join(o.describe() for o in orphans)
+        if self.keep_orphans:
+            raise OrphansFound(f"{len(orphans)} run(s) of a dead harness still going on the "
+                               f"phone: {names}", serial=self.serial,
+                               hint="run without --keep-orphans to kill them")
+        kill_orphans(device, orphans)
+        self.orphans_killed = list(orphans)
+        self.on_warning(f"{self.serial}: killed {len(orphans)} orphaned run(s) of a dead "
+                        f"harness: {names}")
 
     def release(self) -> None:
-        if self._fh is not None:
+        if self._beat is not None:
+            self._stop.set()
+            self._beat.join(timeout=5)
+            self._beat = None
+            if self.device is not None:
+                with contextlib.suppress(Exception):
+                    self.device.run(remove_phone_lease_command(self._me), timeout=15)
+        if self._fd is not None:
             with contextlib.suppress(OSError):
-                (lease_dir() / f"{safe_name(self.serial)}.json").unlink()
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+                os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> Lease:
         return self.acquire()

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 
 Migration = tuple[int, Sequence[str] | Callable[[sqlite3.Connection], None]]
 
-RUN_STATUSES = ("running", "ok", "failed", "interrupted")
+RUN_STATUSES = ("running", "ok", "failed", "interrupted", "abandoned")
+_V1_STATUSES = ("running", "ok", "failed", "interrupted")
 
 _V1 = (
     f"""CREATE TABLE runs (
@@ -28,7 +29,7 @@ _V1 = (
         harness_version TEXT,
         started_at REAL NOT NULL,             -- Unix seconds
         ended_at REAL,
-        status TEXT NOT NULL CHECK (status IN {RUN_STATUSES!r}),
+        status TEXT NOT NULL CHECK (status IN {_V1_STATUSES!r}),
         verdict TEXT,
         diagnosis TEXT,
         temps_before_json TEXT,
@@ -80,7 +81,37 @@ _V2 = (
     "ALTER TABLE steps ADD COLUMN perf_issues_json TEXT",
 )
 
-MIGRATIONS: list[Migration] = [(1, _V1), (2, _V2)]
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """Version 3: status ``abandoned`` (a ``running`` row whose holder died) and who holds
+    a running row (``holder_pid``, ``holder_start``; ``host`` already names the host).
+
+    SQLite cannot change a CHECK constraint in place: the table is rebuilt (sqlite.org
+    "Making Other Kinds Of Table Schema Changes"), with foreign keys off (see migrate).
+    """
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
+    create = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND "
+                          "name = 'runs'").fetchone()[0]
+    new = create.replace(f"CHECK (status IN {_V1_STATUSES!r})",
+                         f"CHECK (status IN {RUN_STATUSES!r})")
+    if new == create:
+        raise sqlite3.DatabaseError("migration 3: the runs table's status check not found")
+    conn.execute(new.replace("CREATE TABLE runs", "CREATE TABLE runs_v3", 1))
+    names = ", ".join(cols)  # column names read from the schema itself
+    conn.execute(f"INSERT INTO runs_v3 ({names}) SELECT {names} FROM runs")  # noqa: S608
+    conn.execute("DROP TABLE runs")
+    conn.execute("ALTER TABLE runs_v3 RENAME TO runs")
+    for statement in _V2[1:4]:  # the indexes on runs went with the old table
+        conn.execute(statement)
+    conn.execute("ALTER TABLE runs ADD COLUMN holder_pid INTEGER")
+    conn.execute("ALTER TABLE runs ADD COLUMN holder_start TEXT")
+    conn.execute("CREATE INDEX runs_by_status ON runs (status)")
+    if conn.execute("PRAGMA foreign_key_check").fetchall():
+        raise sqlite3.DatabaseError("migration 3 broke a foreign key")
+
+
+MIGRATIONS: list[Migration] = [(1, _V1), (2, _V2), (3, _v3)]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
@@ -93,7 +124,19 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
     """Apply missing migrations up to ``target`` (default: all); return the new version.
 
     ``conn`` must be in autocommit mode (``isolation_level=None``): the transaction is ours.
+    Foreign keys are off while migrating (a table rebuild must not cascade deletes; the
+    pragma is a no-op inside a transaction, so it is set before), then restored.
     """
+    foreign_keys = int(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        return _migrate(conn, migrations, target)
+    finally:
+        conn.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+
+
+def _migrate(conn: sqlite3.Connection, migrations: Sequence[Migration],
+             target: int | None) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         current = schema_version(conn)

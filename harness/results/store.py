@@ -4,7 +4,10 @@ One file, by default ``$HARNESS_HOME/results.sqlite``, in WAL mode so that reade
 the writer and several harness processes (one per phone) can write at once. Each call that
 records something is its own transaction, committed before it returns: a crash loses nothing
 already recorded, and a run that never finished stays visible with status ``running`` (or
-``interrupted`` when the runner caught the interruption).
+``interrupted`` when the runner caught the interruption). Each running row names its holder
+(host, PID, PID start identity: :class:`harness.holder.Holder`); opening the store or
+listing runs turns the running rows of this host whose holder died (``kill -9``, a crash)
+into ``abandoned``.
 
 The schema lives in :mod:`harness.results.schema` (versioned migrations). Runs keep the whole
 rendered plan as JSON, so bench, reports and bundles can reuse or replay exactly what ran.
@@ -26,6 +29,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import HarnessError, UsageError
+from harness.holder import Holder
 from harness.home import harness_home
 from harness.recipes.plan import Plan
 from harness.results.schema import LATEST_VERSION, RUN_STATUSES, migrate, schema_version
@@ -130,6 +134,8 @@ class RunRecord:
     device: dict[str, Any] | None
     temps_before: dict[str, Any] | None
     temps_after: dict[str, Any] | None
+    holder_pid: int | None = None
+    holder_start: str | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -162,7 +168,7 @@ def _loads(text: str | None) -> Any:
 _SELECT_RUNS = (
     "SELECT id, recipe, status, started_at, ended_at, serial, host, harness_version, verdict, "
     "diagnosis, run_dir, bench_id, params_json, device_json, temps_before_json, "
-    "temps_after_json, plan_json FROM runs"
+    "temps_after_json, plan_json, holder_pid, holder_start FROM runs"
 )
 _LIST_RUNS = (
     _SELECT_RUNS + " WHERE (:recipe IS NULL OR recipe = :recipe)"
@@ -188,6 +194,7 @@ def _run(row: sqlite3.Row) -> RunRecord:
         params=_loads(row["params_json"]) or {}, device=_loads(row["device_json"]),
         temps_before=_loads(row["temps_before_json"]),
         temps_after=_loads(row["temps_after_json"]),
+        holder_pid=row["holder_pid"], holder_start=row["holder_start"],
     )
 
 
@@ -226,11 +233,13 @@ class Store:
                                  hint="upgrade harness")
             if version < LATEST_VERSION:
                 migrate(conn)
+            store = cls(conn, path)
+            store.mark_abandoned()
         except (sqlite3.DatabaseError, OSError) as exc:
             if conn is not None:
                 conn.close()
             raise StoreError(f"{path}: cannot open the results database: {exc}") from exc
-        return cls(conn, path)
+        return store
 
     def close(self) -> None:
         # The last connection to close checkpoints and removes the WAL file; doing that under
@@ -270,17 +279,19 @@ class Store:
                   run_id: str | None = None) -> str:
         """Record a new run with status ``running`` (committed at once); return its id."""
         run_id = run_id or new_run_id(started_at)
+        me = Holder.me()
         with self._tx() as tx:
             tx.execute(
                 "INSERT INTO runs (id, recipe, plan_json, params_json, serial, device_json, "
                 "host, harness_version, started_at, status, temps_before_json, run_dir, "
-                "bench_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                "bench_id, holder_pid, holder_start) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
                 (run_id, plan.recipe, json.dumps(plan.to_dict()), _dumps(plan.params), serial,
                  _dumps(dict(device) if device is not None else None),
                  host or socket.gethostname(), __version__,
                  time.time() if started_at is None else started_at,
                  _dumps(dict(temps_before) if temps_before is not None else None),
-                 None if run_dir is None else str(run_dir), bench_id))
+                 None if run_dir is None else str(run_dir), bench_id, me.pid, me.start))
         return run_id
 
     def record_step(self, run_id: str, step: StepRecord,
@@ -336,6 +347,26 @@ class Store:
             if cursor.rowcount != 1:
                 raise UsageError(f"no run {run_id!r} in {self.path}")
 
+    def mark_abandoned(self) -> list[str]:
+        """Turn this host's ``running`` rows whose holder died into ``abandoned``.
+
+        Rows of other hosts are left alone: their holders cannot be checked from here.
+        Returns the ids marked.
+        """
+        rows = self.conn.execute("SELECT id, host, holder_pid, holder_start FROM runs "
+                                 "WHERE status = 'running' AND holder_pid IS NOT NULL "
+                                 "AND host = ?", (socket.gethostname(),)).fetchall()
+        dead = [r["id"] for r in rows
+                if Holder(r["host"], r["holder_pid"], r["holder_start"] or "").dead_here()]
+        if dead:
+            with self._tx() as tx:
+                tx.executemany(
+                    "UPDATE runs SET status = 'abandoned', diagnosis = COALESCE(diagnosis, "
+                    "'abandoned: the harness process that ran it died (killed, or the host "
+                    "crashed) before it could record an end') WHERE id = ? AND status = "
+                    "'running'", [(run_id,) for run_id in dead])
+        return dead
+
     # ---- reading ---------------------------------------------------------------------------
 
     def list_runs(self, limit: int | None = 20, *, recipe: str | None = None,
@@ -344,6 +375,7 @@ class Store:
         """Newest first, filtered by any of recipe, serial, status, bench id."""
         if status is not None and status not in RUN_STATUSES:
             raise UsageError(f"status must be one of {', '.join(RUN_STATUSES)}")
+        self.mark_abandoned()
         args = {"recipe": recipe, "serial": serial, "status": status, "bench_id": bench_id,
                 "limit": -1 if limit is None else int(limit)}
         return [_run(row) for row in self.conn.execute(_LIST_RUNS, args)]

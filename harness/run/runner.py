@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -37,6 +38,7 @@ from harness.run.diagnose import (
 )
 from harness.run.images import convert_qfp32, read_qfp32
 from harness.run.perf import PerfCollector
+from harness.run.signals import interrupt_name
 from harness.yamlpos import suggest
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class RunEvents:
     phase: Callable[[str], None] = lambda text: None
     line: Callable[[str, str, str], None] = lambda step, stream, text: None
     sync_progress: Callable[[int, int], None] = lambda done, total: None
+    warning: Callable[[str], None] = lambda text: None
 
 
 @dataclass
@@ -114,6 +117,7 @@ class Runner:
         self.findings: list[Finding] = lint(plan)
         self.run_dir = run_folder(logs_dir, plan.recipe, device.serial)
         self._current: BackgroundRun | None = None
+        self._interrupted: StepSummary | None = None  # the step a Ctrl-C/SIGTERM cut short
 
     def _phase(self, text: str) -> None:
         log.info("%s: %s", self.device.serial, text)
@@ -140,10 +144,12 @@ class Runner:
                 if summary.exit_code != 0:
                     status, diagnosis = "failed", f"{step.name}: {summary.diagnosis}"
                     break
-        except KeyboardInterrupt:
-            status, diagnosis = "interrupted", "interrupted (Ctrl-C); the step was killed on " \
-                                               "the phone"
+        except KeyboardInterrupt as exc:
+            status, diagnosis = "interrupted", f"interrupted ({interrupt_name(exc)}); the " \
+                                               "step was killed on the phone"
             self._kill_current()
+            if self._interrupted is not None:
+                steps.append(self._interrupted)
             raise
         except HarnessError as exc:
             status, diagnosis = "failed", str(exc)
@@ -206,8 +212,17 @@ class Runner:
 
         try:
             self._current = BackgroundRun.start(self.device, step_command(step),
-                                                name=f"{self.plan.recipe}-{step.name}")
+                                                name=f"{self.plan.recipe}-{step.name}",
+                                                run_id=run_id)
             outcome = self._current.attach(on_output=on_line, timeout=step.timeout_s)
+        except KeyboardInterrupt as exc:
+            for fh in logs.values():
+                fh.close()
+            self._kill_current()
+            with contextlib.suppress(HarnessError, sqlite3.Error, OSError):
+                self._record_interrupted(run_id, index, step, collector, interrupt_name(exc))
+            self._current = None
+            raise
         finally:
             for fh in logs.values():
                 fh.close()
@@ -230,6 +245,37 @@ class Runner:
         if outcome.ok:
             self._collect_outputs(run_id, step, summary, verdicts)
         return summary
+
+    def _record_interrupted(self, run_id: str, index: int, step: PlanStep,
+                            collector: PerfCollector, why: str) -> None:
+        """Store the step that was running when the job was interrupted: no exit status,
+        its output so far (the phone's files, which hold what the last poll had not brought
+        yet; else the run folder's logs) and the figures parsed from it."""
+        tails = {}
+        for name in ("stdout", "stderr"):
+            path = self.run_dir / f"{index:02d}-{step.name}.{name}"
+            try:
+                tails[name] = path.read_text(errors="replace")[-TAIL_CHARS:]
+            except OSError:
+                tails[name] = ""
+            if self._current is not None:
+                with contextlib.suppress(HarnessError):
+                    remote = self.device.run(
+                        ["tail", "-c", str(TAIL_CHARS), f"{self._current.run_dir}/{name}"],
+                        timeout=15)
+                    if remote.ok and len(remote.stdout) >= len(tails[name].encode()):
+                        tails[name] = remote.out
+        report = collector.report()
+        seconds = None
+        if self._current is not None:
+            seconds = time.time() - self._current.started
+        self._interrupted = StepSummary(step.name, None, seconds or 0.0, dict(report.metrics),
+                                        f"interrupted ({why})")
+        self.store.record_step(run_id, StepRecord(
+            index, step.name, step_command(step), None, seconds, None, tails["stdout"],
+            tails["stderr"], f"interrupted ({why}); killed on the phone",
+            tuple(f"line {i.line_no}: {i.reason}: {i.line}" for i in report.issues)),
+            report.metrics)
 
     def _diagnose(self, step: PlanStep, outcome: RunOutcome, before: set[str]) -> str:
         lmkd: list[str] = []
@@ -328,6 +374,7 @@ class RunRequest:
     recipes_dirs: tuple[Path, ...] = ()
     tokenizer_dir: Path | None = None
     sync: bool = True
+    keep_orphans: bool = False  # refuse (instead of killing) runs of a dead harness
 
 
 def build_plan(request: RunRequest) -> Plan:
@@ -365,6 +412,8 @@ def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSumma
         available = load_asset_sets(request.recipes_dirs)
         sets = [available[name] for name in plan.asset_sets]
         ensure_demo_assets(e.src for s in sets for e in s.entries)
-    with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s), \
+    events = events or RunEvents()
+    with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s, device,
+               request.keep_orphans, events.warning), \
             Store.open(request.db_path) as store:
         return Runner(plan, device, store, request.logs_dir, events, sets).run()

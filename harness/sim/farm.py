@@ -138,7 +138,13 @@ class Farm:
     # ---- lifecycle ---------------------------------------------------------------------
     def up(self, profile_names: Sequence[str] = (), phones: int | None = None,
            time_scale: float = DEFAULT_TIME_SCALE, adb_port: int | None = None) -> FarmState:
-        """Start the adb server and the phones. Fails if this farm is already running."""
+        """Start the adb server and the phones. Fails if this farm is already running.
+
+        A farm whose adb server died is not rebuilt: its own server is restarted on its
+        port and the same phones (serials, ports, files; phones added since included) are
+        re-adopted, restarting any phone process that died too. The options are then
+        ignored: the farm is the one the user had.
+        """
         names = list(profile_names)
         if phones is not None:
             if phones < 1:
@@ -159,7 +165,7 @@ class Farm:
                 if self._alive(existing):
                     raise SimError(f"a virtual farm is already running in {self.directory}",
                                    hint="`harness sim status` shows it; `harness sim down`")
-                self._stop_all(existing)
+                return self._readopt(existing)
             mode = detect_mode()
             server = AdbServer(port=adb_port or free_port(), home=self.directory / "adb")
             server.start()
@@ -210,16 +216,25 @@ class Farm:
         """Bring a dead farm adb server back on its port and reconnect every phone."""
         with self._locked():
             state = self._require_state()
-            if pid_alive(state.adb_pid) and "adb" in _cmdline(state.adb_pid):
+            if self._alive(state):
                 return
-            server = AdbServer(port=state.adb_port, home=self.directory / "adb")
-            server.start()
-            assert server.pid is not None
-            state.adb_pid = server.pid
-            self._save(state)
-            for record in state.phones:
-                if pid_alive(record.pid):
-                    self.connect(state, record)
+            self._readopt(state)
+
+    def _readopt(self, state: FarmState) -> FarmState:
+        """Restart the farm's own adb server on its port; reconnect the same phones,
+        restarting (same serial, port and files) any phone whose process died."""
+        server = AdbServer(port=state.adb_port, home=self.directory / "adb")
+        server.start()
+        assert server.pid is not None
+        state.adb_pid = server.pid
+        self._save(state)
+        for record in state.phones:
+            if not (pid_alive(record.pid) and PHONE_MODULE in _cmdline(record.pid)):
+                revived = self._spawn_phone(state, record.profile, record.serial, record.port)
+                record.pid, record.port = revived.pid, revived.port
+                self._save(state)
+            self.connect(state, record)
+        return state
 
     def drop_connections(self, serial: str) -> None:
         """Cut the phone's TCP connections (a simulated cable pull); the phone keeps running."""
@@ -258,7 +273,7 @@ class Farm:
         state = self._require_state()
         if not pid_alive(state.adb_pid):
             raise SimError("the virtual farm's adb server is dead",
-                           hint="`harness sim down` then `harness sim up`")
+                           hint="`harness sim up` restarts it with the same phones")
         return state
 
     def _require_state(self) -> FarmState:
@@ -280,6 +295,14 @@ class Farm:
         profile = profiles.load_profile(profile_name)
         serial = f"sim{state.next_index:02d}-{profile.soc_model.lower()}"
         state.next_index += 1
+        record = self._spawn_phone(state, profile_name, serial)
+        state.phones.append(record)
+        self.connect(state, record)
+        return record
+
+    def _spawn_phone(self, state: FarmState, profile_name: str, serial: str,
+                     port: int = 0) -> PhoneRecord:
+        """Start one phone process (``port`` 0: any free port) and wait until it serves."""
         layout = PhoneLayout(self.directory / "phones" / serial)
         layout.base.mkdir(parents=True, exist_ok=True)
         ready = layout.ctl / "ready.json"
@@ -297,13 +320,15 @@ class Farm:
             env[var] = "1"
         cmd = [sys.executable, "-m", PHONE_MODULE, "--base", str(layout.base),
                "--serial", serial, "--profile", profile_name, "--mode", state.mode,
-               "--time-scale", repr(state.time_scale), "--hide", str(self.directory / "phones")]
+               "--time-scale", repr(state.time_scale), "--hide", str(self.directory / "phones"),
+               "--port", str(port)]
         with (layout.base / "phone.stderr").open("ab") as err:
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=err,
                                     start_new_session=True, cwd=self.directory)
         deadline = time.monotonic() + PHONE_START_TIMEOUT_S
-        while not ready.exists():
+        # The phone writes ready.json in place: it may be seen empty or half-written.
+        while (served := _ready_port(ready)) is None:
             if proc.poll() is not None:
                 tail = _tail(layout.base / "phone.stderr") or _tail(layout.log)
                 raise SimError(f"virtual phone {serial} exited with {proc.returncode}: {tail}")
@@ -312,12 +337,8 @@ class Farm:
                 raise SimError(f"virtual phone {serial} did not start within "
                                f"{PHONE_START_TIMEOUT_S:g}s (see {layout.log})")
             time.sleep(0.02)
-        port = int(json.loads(ready.read_text())["port"])
-        record = PhoneRecord(serial=serial, profile=profile_name, port=port, pid=proc.pid,
-                             base=str(layout.base))
-        state.phones.append(record)
-        self.connect(state, record)
-        return record
+        return PhoneRecord(serial=serial, profile=profile_name, port=served, pid=proc.pid,
+                           base=str(layout.base))
 
     def connect(self, state: FarmState, record: PhoneRecord) -> None:
         """``adb connect`` the phone and wait until the server reports it as a device."""
@@ -340,6 +361,13 @@ def parse_devices(text: str) -> dict[str, str]:
         if len(parts) >= 2 and not line.startswith(("List of", "*")):
             devices[parts[0]] = parts[1]
     return devices
+
+
+def _ready_port(path: Path) -> int | None:
+    try:
+        return int(json.loads(path.read_text())["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _cmdline(pid: int) -> str:

@@ -17,7 +17,7 @@ from PIL import Image
 from harness.device.device import AdbEndpoint, Device
 from harness.results.store import Store
 from tests.helpers import harness
-from tests.simfarm import SimFarm
+from tests.simfarm import SimFarm, phone_runs
 
 pytestmark = pytest.mark.e2e
 
@@ -157,8 +157,7 @@ def test_ctrl_c_mid_unet_leaves_nothing_running(tmp_path: Path, sim_farm: SimFar
             proc.kill()
     assert proc.returncode == 130
     assert "Traceback" not in err
-    ps = device.run("ps -eo args", timeout=30).out
-    assert "sdxl_pipeline_run" not in ps
+    assert phone_runs(device, "sdxl_pipeline_run") == []
     with Store.open(tmp_path / "r.sqlite") as store:
         runs = store.list_runs()
         assert runs[0].status == "interrupted"

@@ -15,8 +15,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "harness"
 
-GROUND = "ground"  # harness/*.py: errors, home, config, yamlpos, console, clip
-GROUND_MODULES = {"__init__", "errors", "home", "config", "yamlpos", "console", "clip"}
+GROUND = "ground"  # harness/*.py: errors, home, config, yamlpos, console, clip, holder
+GROUND_MODULES = {"__init__", "errors", "home", "config", "yamlpos", "console", "clip",
+                  "holder"}
 
 # layer -> the layers it may import (itself and shared ground always allowed)
 ALLOWED: dict[str, set[str]] = {

@@ -120,12 +120,14 @@ def test_check_farm_servers(listening: Listening) -> None:
                                  ServerSpec("lab2", "127.0.0.1", dead),
                                  ServerSpec(SIM_SERVER_NAME, "127.0.0.1", dead)),
                         include_sim=False, source="/etc/farm.yaml")
-    findings = check_farm(SyntheticFarm(config, [phone()]))
+    # (the synthetic phone has no adb device to look for orphaned runs on: that warning aside)
+    findings = [f for f in check_farm(SyntheticFarm(config, [phone()]))
+                if not f.message.startswith("cannot look for orphaned runs")]
     assert [(f.level, f.subject) for f in findings] == [
         (Level.OK, "desk"), (Level.ERROR, "lab2"), (Level.ERROR, SIM_SERVER_NAME),
         (Level.OK, "S1")]
     assert f"start it: adb -P {dead} start-server" == findings[1].hint
-    assert "harness sim down" in findings[2].hint
+    assert "harness sim up" in findings[2].hint  # it restarts the farm's server, same phones
 
 
 def test_check_farm_without_a_farm_file_only_notes_a_missing_local_server() -> None:

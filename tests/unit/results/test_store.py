@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -258,7 +259,7 @@ CRASHER = textwrap.dedent("""\
 """)
 
 
-def test_a_crashed_run_stays_visible_as_running(tmp_path: Path, plan: Plan) -> None:
+def test_a_crashed_run_becomes_abandoned_with_its_steps(tmp_path: Path, plan: Plan) -> None:
     db = tmp_path / "r.sqlite"
     script = tmp_path / "crash.py"
     script.write_text(CRASHER.format(repo=str(REPO)))
@@ -267,7 +268,43 @@ def test_a_crashed_run_stays_visible_as_running(tmp_path: Path, plan: Plan) -> N
     run_id = result.stdout.strip()
     with Store.open(db) as store:
         detail = store.get_run(run_id)
-        assert detail.run.status == "running" and detail.run.ended_at is None
+        assert detail.run.status == "abandoned" and detail.run.ended_at is None
+        assert "died" in (detail.run.diagnosis or "")
+        assert detail.run.holder_pid is not None and detail.run.holder_pid != os.getpid()
         assert detail.steps[0].signal == 9 and detail.steps[0].exit_code is None
-        store.finish_run(run_id, "interrupted", diagnosis="harness was killed")
-        assert store.list_runs(status="interrupted")[0].id == run_id
+        assert store.list_runs(status="abandoned")[0].id == run_id
+
+
+def test_a_live_holders_run_stays_running(tmp_path: Path, plan: Plan) -> None:
+    with Store.open(tmp_path / "r.sqlite") as store:
+        run_id = store.begin_run(plan, serial="LIVE")
+        assert store.mark_abandoned() == []
+        assert store.list_runs()[0].status == "running"
+        # The same PID, started at another time (PID reuse): dead.
+        store.conn.execute("UPDATE runs SET holder_start = 'other-boot:1' WHERE id = ?",
+                           (run_id,))
+        assert store.mark_abandoned() == [run_id]
+        # Another host's row is never judged from here.
+        other = store.begin_run(plan, serial="REMOTE", host="elsewhere")
+        store.conn.execute("UPDATE runs SET holder_pid = 999999999 WHERE id = ?", (other,))
+        assert store.mark_abandoned() == []
+
+
+def test_migration_3_keeps_rows_and_steps_of_a_v2_database(tmp_path: Path,
+                                                           plan: Plan) -> None:
+    db = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys=ON")
+    migrate(conn, MIGRATIONS, target=2)
+    conn.execute("INSERT INTO runs (id, recipe, plan_json, params_json, started_at, status) "
+                 "VALUES ('R1', 'sd15-512', '{}', '{}', 1.0, 'running')")
+    conn.execute("INSERT INTO steps (run_id, idx, name, command) VALUES ('R1', 0, 'p', 'x')")
+    conn.close()
+    with Store.open(db) as store:
+        assert store.version == LATEST_VERSION
+        assert store.conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 1
+        assert store.list_runs()[0].status == "running"  # no holder recorded: left alone
+        store.conn.execute("UPDATE runs SET status = 'abandoned' WHERE id = 'R1'")
+        with pytest.raises(sqlite3.IntegrityError):
+            store.conn.execute("UPDATE runs SET status = 'bogus' WHERE id = 'R1'")
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

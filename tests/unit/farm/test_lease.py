@@ -1,0 +1,82 @@
+"""The lease record on the phone: parsing, expiry, stale holders, the write command."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.device.errors import DeviceError
+from harness.farm.lease import (
+    RECORD_MARK,
+    Lease,
+    parse_phone_lease,
+    remove_phone_lease_command,
+    write_phone_lease_command,
+)
+from harness.holder import Holder
+
+
+def record(now: int, heartbeat: int, host: str = "lab2", pid: int = 42) -> str:
+    return (f"{RECORD_MARK}{now}\nhost={host}\npid={pid}\nstart=\npurpose=bench\nttl=60\n"
+            f"heartbeat={heartbeat}\n")
+
+
+def test_fresh_record_is_live_expired_one_is_stale() -> None:
+    live = parse_phone_lease(record(1000, 990))
+    assert live is not None and not live.expired and not live.stale()
+    assert "pid 42 on lab2 (bench), last heartbeat 10s ago" in live.describe()
+    old = parse_phone_lease(record(1000, 900))
+    assert old is not None and old.expired and old.stale()
+
+
+def test_a_record_of_a_dead_process_on_this_host_is_stale_at_once() -> None:
+    dead = parse_phone_lease(record(1000, 999, socket.gethostname(), 999999999))
+    assert dead is not None and not dead.expired and dead.stale()
+    mine = parse_phone_lease(record(1000, 999, socket.gethostname(), os.getpid()))
+    assert mine is not None and not mine.stale()
+
+
+def test_no_record_or_a_torn_one_is_none() -> None:
+    assert parse_phone_lease(f"{RECORD_MARK}1000\n") is None
+    assert parse_phone_lease(f"{RECORD_MARK}1000\nhost=x\npid=4\n") is None  # no heartbeat
+    assert parse_phone_lease("host=x\npid=4\nheartbeat=3\n") is None  # no phone clock
+
+
+def test_write_is_atomic_quoted_and_remove_checks_the_owner(tmp_path: Path) -> None:
+    me = Holder("h'ost", 7, "b:1")
+    write = write_phone_lease_command(me, "run $(touch pwned)", 60)
+    assert "mv " in write
+    local = write.replace("/data/local/tmp/.harness", str(tmp_path / "h"))
+    subprocess.run(["sh", "-c", local], check=True, cwd=tmp_path)
+    text = (tmp_path / "h" / "lease").read_text()
+    found = parse_phone_lease(f"{RECORD_MARK}{int(time.time())}\n{text}")
+    assert found is not None and found.holder == me and found.purpose == "run $(touch pwned)"
+    assert not found.stale() or found.holder.dead_here()
+    assert not (tmp_path / "pwned").exists()
+    other = remove_phone_lease_command(Holder("h'ost", 8, ""))
+    subprocess.run(["sh", "-c", other.replace("/data/local/tmp/.harness", str(tmp_path / "h"))],
+                   check=True)
+    assert (tmp_path / "h" / "lease").exists()  # not ours: kept
+    mine = remove_phone_lease_command(me)
+    subprocess.run(["sh", "-c", mine.replace("/data/local/tmp/.harness", str(tmp_path / "h"))],
+                   check=True)
+    assert not (tmp_path / "h" / "lease").exists()
+
+
+def test_the_shared_lock_dir_refuses_a_planted_symlink(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARNESS_LEASE_DIR", str(tmp_path / "leases"))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "leases").mkdir()
+    (tmp_path / "leases" / "PHONE9.lock").symlink_to(victim)
+    with pytest.raises(DeviceError, match="cannot open the lease file"):
+        Lease("PHONE9").acquire()
+    assert victim.read_text() == "precious"
+    with Lease("PHONE2"):
+        assert oct((tmp_path / "leases" / "PHONE2.lock").stat().st_mode & 0o777) == "0o666"
