@@ -118,7 +118,9 @@ async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Pat
     loop.add_signal_handler(signal.SIGUSR1, daemon.drop_connections)
     server = await asyncio.start_server(daemon.handle, sock=sock)
     ready = {"port": sock.getsockname()[1], "pid": os.getpid()}
-    (ctl / READY_FILE).write_text(json.dumps(ready))
+    tmp = ctl / f".{READY_FILE}.tmp"
+    tmp.write_text(json.dumps(ready))
+    tmp.replace(ctl / READY_FILE)  # atomically: the farm polls for it
 
     mounted: set[int] = set()
 

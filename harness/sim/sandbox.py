@@ -231,6 +231,8 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
                 _mount("none", str(root / name), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     if who.owner is not None:
         hand_to_shell(root, layout.ctl, who.owner)
+    if who.run_as is not None:
+        expose_to_shell(root, shell_needs())
     os.chroot(root)
     os.chdir("/")
 
@@ -243,6 +245,50 @@ def mount_proc_status(pid: int, status_file: Path) -> bool:
     except SimError:
         return False
     return True
+
+
+def shell_needs() -> list[Path]:
+    """Host directories the shell user must reach: the Python that runs the simulated
+    binaries (their ``#!`` line), its environment and harness's source."""
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    found = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), repo,
+             Path(sys.executable).resolve().parent}
+    return sorted(found)
+
+
+def _blocked(path: Path) -> Path | None:
+    """The first directory on ``path`` that others may not search (mode without o+x)."""
+    here = Path("/")
+    for part in path.parts[1:]:
+        here = here / part
+        with contextlib.suppress(OSError):
+            if not here.stat().st_mode & 0o001:
+                return here
+    return None
+
+
+def expose_to_shell(root: Path, needs: list[Path]) -> None:
+    """Make ``needs`` reachable by the shell user without opening anything else: a directory
+    on the way that others cannot search (``/root`` 0700 holding pyenv, say) is covered, in
+    the phone only, by a tmpfs with just the path down to each needed tree bound in."""
+    covered: set[Path] = set()
+    for need in needs:
+        block = _blocked(need)
+        if block is None:
+            continue
+        target = root / block.relative_to("/")
+        if block not in covered:
+            _mount("tmpfs", str(target), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+            covered.add(block)
+        inner = target / need.relative_to(block)
+        inner.mkdir(parents=True, exist_ok=True)
+        for parent in [inner, *inner.parents]:
+            if parent == target:
+                break
+            parent.chmod(0o755)
+        _mount(str(need), str(inner), None, MS_BIND | MS_REC)
 
 
 def hand_to_shell(root: Path, ctl: Path, owner: tuple[int, int]) -> None:

@@ -145,6 +145,38 @@ def test_push_a_500_file_tree(sim_farm: SimFarm, tmp_path: Path) -> None:
     assert {f"d{i}" for i in range(7)} <= names
 
 
+def test_push_modes_owner_and_mtime_follow_aosp_adbd(sim_farm: SimFarm, tmp_path: Path) -> None:
+    """AOSP packages/modules/adb daemon/file_sync_service.cpp, send_impl: "Copy user
+    permission bits to group and other permissions" (0644 -> 0666, 0755 -> 0777); the file
+    is created by adbd, which runs as the shell user; the DONE message's mtime is applied."""
+    record = sim_farm.phone("sm8650-16g")
+    want = {"rw.txt": (0o644, "666"), "run.sh": (0o755, "777"), "secret": (0o600, "666"),
+            "odd": (0o604, "666"), "grp": (0o070, "77")}
+    src = tmp_path / "modes"
+    src.mkdir()
+    for n, (name, (mode, _)) in enumerate(want.items()):
+        path = src / name
+        path.write_text(f"{name}\n")
+        path.chmod(mode)
+        os.utime(path, (1_600_000_000 + n, 1_600_000_000 + n))
+    dest = "/data/local/tmp/modes"
+    sim_farm.adb("-s", record.adb_serial, "shell", f"rm -rf {dest}", check=True)
+    sim_farm.adb("-s", record.adb_serial, "push", str(src), "/data/local/tmp/", check=True)
+    sim_farm.device(record).sync.push(src / "rw.txt", f"{dest}/via-adbutils", mode=0o644)
+    out = sim_farm.adb("-s", record.adb_serial, "shell",
+                       f"cd {dest} && stat -c '%n %a %u:%g %Y' *").stdout.decode()
+    got = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
+    for n, (name, (_, phone_mode)) in enumerate(want.items()):
+        assert got[name][0] == phone_mode, f"{name}: {got[name]}"
+        assert got[name][2] == str(1_600_000_000 + n), "the DONE message's mtime is applied"
+    assert got["via-adbutils"][0] == "666"
+    if sim_farm.state.mode in ("root", "userns"):
+        assert {v[1] for v in got.values()} == {"2000:2000"}, "owned by adbd's user, shell"
+        made = sim_farm.adb("-s", record.adb_serial, "shell",
+                            f"stat -c '%u:%g' {dest}").stdout.decode().strip()
+        assert made == "2000:2000"
+
+
 def test_stat_and_pull_of_missing_file(sim_farm: SimFarm, tmp_path: Path) -> None:
     record = sim_farm.phones[0]
     result = sim_farm.adb("-s", record.adb_serial, "pull", "/data/local/tmp/nope.bin",
@@ -215,7 +247,9 @@ def _adb_cmd(sim_farm: SimFarm) -> list[str]:
 
 def _count(sim_farm: SimFarm, serial: str, tag: str) -> int:
     out = sim_farm.adb("-s", serial, "shell", "ps -eo args").stdout.decode()
-    return sum(1 for line in out.splitlines() if line.startswith(f"sleep {tag}"))
+    # toybox runs an applet named by setsid in the same process: "setsid sleep N" in ps.
+    return sum(1 for line in out.splitlines()
+               if line.removeprefix("setsid ").startswith(f"sleep {tag}"))
 
 
 def _wait_for(predicate: object, timeout_s: float = 10.0) -> None:
