@@ -110,7 +110,7 @@ def _show_proc_status(phone_state: state.PhoneState, mounted: set[int]) -> None:
 
 
 async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Path,
-                 phone_state: state.PhoneState, in_sandbox: bool) -> None:
+                 phone_state: state.PhoneState, mount_status: bool) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -128,7 +128,7 @@ async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Pat
         while True:
             try:
                 phone_state.tick(fs_root, time.time())
-                if in_sandbox:
+                if mount_status:
                     _show_proc_status(phone_state, mounted)
             except Exception:
                 log.exception("tick failed")
@@ -219,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
              args.serial, profile.name, sock.getsockname()[1], mode.value, tools.describe(),
              who.summary)
     try:
-        asyncio.run(_serve(sock, daemon, ctl, fs_root, phone_state, in_sandbox))
+        # The binaries of a rooted phone run as root and mount their /proc/<pid>/status
+        # themselves; the shell user may not mount, so the phone does it for them.
+        asyncio.run(_serve(sock, daemon, ctl, fs_root, phone_state,
+                           in_sandbox and not profile.rooted))
     finally:
         _kill_phone_processes(mode)
         with contextlib.suppress(OSError):

@@ -240,8 +240,14 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
 def mount_proc_status(pid: int, status_file: Path) -> bool:
     """Show a simulated binary's ``/proc/<pid>/status`` (VmRSS ...). The phone process does
     it: the binary runs as the shell user, which may not mount."""
+    target = f"/proc/{pid}/status"
+    # A binary running as root (rooted profiles) mounts it itself; mounting again would
+    # land on the status file (the top of the stack) and make it busy.
+    with contextlib.suppress(OSError):
+        if f" {target} " in Path("/proc/self/mountinfo").read_text():
+            return True
     try:
-        _mount(str(status_file), f"/proc/{pid}/status", None, MS_BIND)
+        _mount(str(status_file), target, None, MS_BIND)
     except SimError:
         return False
     return True

@@ -54,6 +54,7 @@ TOYBOX_PATHS = ("/usr/bin/toybox", "/bin/toybox")
 MKSH_PATHS = ("/bin/mksh", "/usr/bin/mksh")
 AWK_PATHS = ("/usr/bin/original-awk", "/bin/original-awk")
 PACKAGES = ("toybox", "mksh", "original-awk")
+FORCE_ENV = "HARNESS_SIM_USERLAND"  # "host": use the host's tools even where the packages are
 
 # Android's PATH for adb shell (system/core/rootdir/init.environ.rc.in, Android 14).
 ANDROID_PATH = ("/product/bin", "/apex/com.android.runtime/bin", "/apex/com.android.art/bin",
@@ -68,6 +69,7 @@ class Userland:
     toybox: str | None
     mksh: str | None
     awk: str | None
+    forced: bool = False  # host tools chosen through HARNESS_SIM_USERLAND=host
 
     @property
     def complete(self) -> bool:
@@ -81,6 +83,8 @@ class Userland:
     def describe(self) -> str:
         if self.complete:
             return "android (toybox, mksh, one-true-awk)"
+        if self.forced:
+            return f"host tools ({FORCE_ENV}=host)"
         return f"host tools (missing: {', '.join(self.missing)}; apt-get install -y " \
                f"{' '.join(PACKAGES)})"
 
@@ -93,6 +97,8 @@ def _first(candidates: tuple[str, ...]) -> str | None:
 
 
 def detect() -> Userland:
+    if os.environ.get(FORCE_ENV) == "host":
+        return Userland(None, None, None, forced=True)
     return Userland(_first(TOYBOX_PATHS), _first(MKSH_PATHS), _first(AWK_PATHS))
 
 

@@ -99,9 +99,9 @@ def test_modes_follow_adbd_and_a_mode_change_is_applied_without_a_push(
     def phone_mode(name: str) -> str:
         return syncer.device.run(["stat", "-c", "%a", f"{dest}/{name}"]).out.strip()
 
-    # AOSP adbd copies the owner's bits to group and other: 0640 arrives as 0660.
-    assert phone_mode("private.cfg") == "660"
-    assert syncer.sync([aset]).pushed == (), "0660 on the phone is what 0640 pushes to"
+    # AOSP adbd copies the owner's bits to group and other: 0640 arrives as 0666.
+    assert phone_mode("private.cfg") == "666"
+    assert syncer.sync([aset]).pushed == (), "0666 on the phone is what 0640 pushes to"
     (src / "layer0" / "w000.bin").chmod(0o755)  # the user makes a file executable
     changed = syncer.sync([aset])
     assert changed.pushed == ()
@@ -268,8 +268,8 @@ def test_a_second_run_pushes_nothing(sim_farm: SimFarm, tmp_path: Path) -> None:
 
     def run() -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "run", "sd15-512", "-d", serial, "--farm",
-             str(farm), "--db", str(tmp_path / "r.sqlite"), "--set", "steps=2"],
+            [sys.executable, "-m", "harness.cli", "run", "sdxl-1024", "-d", serial, "--farm",
+             str(farm), "--db", str(tmp_path / "r.sqlite"), "--set", "steps=4"],
             capture_output=True, text=True, timeout=300, cwd=tmp_path, env=os.environ.copy())
         assert result.returncode == 0, result.stderr
         return result.stderr
