@@ -177,6 +177,32 @@ def test_push_modes_owner_and_mtime_follow_aosp_adbd(sim_farm: SimFarm, tmp_path
         assert made == "2000:2000"
 
 
+def test_the_shell_is_a_phones(sim_farm: SimFarm) -> None:
+    """mksh as /system/bin/sh, toybox's applets, a phone's PATH, uid 2000 (not rooted)."""
+    from harness.sim import userland
+
+    tools = userland.detect()
+    if not tools.complete:
+        assert sim_farm.state.userland.startswith("host tools")
+        pytest.skip("toybox/mksh/original-awk are not installed: host-tools fallback")
+    assert sim_farm.state.userland.startswith("android")
+    serial = sim_farm.phone("sm8650-16g").adb_serial
+
+    def sh(command: str) -> subprocess.CompletedProcess[bytes]:
+        return sim_farm.adb("-s", serial, "shell", command)
+
+    assert b"MIRBSD KSH" in sh("echo $KSH_VERSION").stdout
+    if sim_farm.state.mode != "rewrite":
+        assert sh("echo $PATH").stdout.decode().strip() == userland.shell_path()
+    assert sh("readlink /system/bin/ls").stdout == b"toybox\n"
+    assert sh("command -v bash gawk; true").stdout == b""
+    assert b"not GNU sed" in sh("sed --version").stdout, "toybox sed (it says so)"
+    assert sh("ls --group-directories-first /").returncode != 0, "a GNU-only option fails"
+    if sim_farm.state.mode in ("root", "userns"):
+        assert sh("cat /proc/self/status").stdout.decode().count("\t2000") >= 4
+        assert sh("touch /system/x").returncode != 0
+
+
 def test_stat_and_pull_of_missing_file(sim_farm: SimFarm, tmp_path: Path) -> None:
     record = sim_farm.phones[0]
     result = sim_farm.adb("-s", record.adb_serial, "pull", "/data/local/tmp/nope.bin",
