@@ -99,8 +99,8 @@ RM_RF_RE = re.compile(rf"^rm -rf {_TOKEN}$")
 MKDIR_RE = re.compile(rf"^mkdir -p {_TOKEN}$")
 MKDIR_HOLDER_RE = re.compile(rf"^mkdir -p {_TOKEN} && printf '%s' {_TOKEN} > {_TOKEN}/holder$")
 FINISH_RE = re.compile(rf"^sh {_TOKEN}; rc=\$\?; rm -f {_TOKEN}; exit \$rc$")
-SHA256_RE = re.compile(rf"^tr '\\n' '\\0' < {_TOKEN} \| xargs -0 -n \d+ -P \d+ sha256sum "
-                       rf"2>/dev/null; rm -f {_TOKEN}; true$")
+SHA256_RE = re.compile(rf"^xargs -0 -n \d+ -P \d+ sha256sum < {_TOKEN} "
+                       rf"2>/dev/null; rm -f {_TOKEN}; true$")  # the list is NUL-separated
 
 
 class FakeDevice(Device):
@@ -412,7 +412,7 @@ class FakeDevice(Device):
         raise NotEmulated(f"finish script command: {argv}")
 
     def _sha256sum(self, listing: str, removed: str) -> tuple[int, bytes, bytes]:
-        paths = self.files.get(listing, b"").decode().split("\n")
+        paths = self.files.get(listing, b"").decode().split("\0")
         lines = [f"{hashlib.sha256(self.files[p]).hexdigest()}  {p}\n"
                  for p in paths if p in self.files]  # missing files: sha256sum complains
         self.files.pop(removed, None)

@@ -15,6 +15,13 @@ put there. A sync costs:
    destination, one per changed file elsewhere), delete (``--delete``), remove temporaries
    of interrupted runs, install the manifest.
 
+A file is unchanged when its content (sha256, as the manifest records it), size and mtime are
+as recorded and its mode is what a push of the local mode leaves on the phone. AOSP's adbd
+does not keep a pushed file's mode (:func:`phone_mode`: 0644 arrives as 0666, 0755 as
+0777), so modes are compared only through that rule; a local mode change that the rule
+maps to another phone mode (a file that becomes executable) is applied with a ``chmod`` in
+the finishing script, without pushing the file again.
+
 A file changed or deleted behind our back disagrees with the manifest's size/mtime in the
 listing and is pushed again; ``verify`` hashes on the phone. Sync v1 carries 32-bit sizes:
 files of 4 GiB or more compare modulo 2**32 in the listing (the sha256 still differs).
@@ -66,6 +73,17 @@ LOST_CONNECTION = (SyncConnectionLost, DeviceDisconnected, AdbServerUnreachable,
 ProgressFn = Callable[[int, int, str], None]  # (bytes done, bytes total, device path)
 
 
+def phone_mode(mode: int) -> int:
+    """The mode a pushed file gets on a phone: AOSP packages/modules/adb,
+    daemon/file_sync_service.cpp, send_impl ("Copy user permission bits to "group" and
+    "other" permissions"): ``mode &= 0777; mode |= (mode >> 3) & 0070; mode |= (mode >> 3)
+    & 0007``. Idempotent, so it also compares a listed mode with a local one."""
+    mode &= 0o777
+    mode |= (mode >> 3) & 0o070
+    mode |= (mode >> 3) & 0o007
+    return mode
+
+
 @dataclass(frozen=True)
 class LocalFile:
     dest_root: str  # the entry's device destination
@@ -94,6 +112,7 @@ class SetPlan:
     local: list[LocalFile]
     push: list[LocalFile] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # changed/deleted behind our back
+    chmod: list[LocalFile] = field(default_factory=list)  # same content, another phone mode
     delete: list[str] = field(default_factory=list)
     stale_tmp: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -125,10 +144,11 @@ class SyncResult:
     seconds: float
     verified: int = 0
     mismatched: tuple[str, ...] = ()
+    chmodded: tuple[str, ...] = ()  # not pushed: only their mode changed
 
     @property
     def changed(self) -> bool:
-        return bool(self.pushed or self.deleted)
+        return bool(self.pushed or self.deleted or self.chmodded)
 
 
 def _walk(top: Path) -> list[tuple[str, str, os.stat_result, bool]]:
@@ -266,19 +286,25 @@ def plan_set(asset_set: AssetSet, local: list[LocalFile], remote: RemoteState,
             if recorded is not None:
                 plan.repaired.append(f.remote)
             continue
-        same_as_local = (listed.size, listed.mtime, listed.mode) == (f.size & U32, f.mtime,
-                                                                     f.mode)
+        same_as_local = (listed.size, listed.mtime) == (f.size & U32, f.mtime)
+        mode_ok = phone_mode(listed.mode) == phone_mode(f.mode)
         if recorded is not None:
-            r_size, r_mtime, r_mode, r_sha = recorded
+            r_size, r_mtime, _r_mode, r_sha = recorded
             if (listed.size, listed.mtime) != (int(str(r_size)) & U32, r_mtime):
                 plan.push.append(f)
                 plan.repaired.append(f.remote)
-            elif r_sha != f.sha256 or r_mode != f.mode or not same_as_local:
+            elif r_sha != f.sha256 or not same_as_local:
                 plan.push.append(f)
+            elif not mode_ok:
+                plan.chmod.append(f)
             else:
                 plan.unchanged += 1
         elif same_as_local:
-            plan.unchanged += 1  # an interrupted run's renamed file: trusted, --verify checks
+            # An interrupted run's renamed file: trusted, --verify checks.
+            if mode_ok:
+                plan.unchanged += 1
+            else:
+                plan.chmod.append(f)
         else:
             plan.push.append(f)
     plan.manifest_current = manifest == _manifest_entries(local)
@@ -322,6 +348,8 @@ def _finish_script(plans: Sequence[SetPlan], token: str) -> str:
             if f.dest_root not in plan.staged:
                 lines.append(f"mv -f {devshell.quote(f.remote + TMP_MARK + token)} "
                              f"{devshell.quote(f.remote)} || rc=1")
+        for f in plan.chmod:
+            lines.append(f"chmod {phone_mode(f.mode):o} {devshell.quote(f.remote)} || rc=1")
         m = _manifest_path(plan.asset_set)
         lines.append(f"mv -f {devshell.quote(m + TMP_MARK + token)} {devshell.quote(m)} "
                      "|| rc=1")
@@ -389,7 +417,8 @@ class Syncer:
                      len(p.repaired), len(p.local),
                      "" if p.manifest_current else "; manifest out of date")
         self._check_space(needed)
-        if any(p.push or p.delete or p.stale_tmp or not p.manifest_current for p in plans):
+        if any(p.push or p.chmod or p.delete or p.stale_tmp or not p.manifest_current
+               for p in plans):
             self._apply(plans, progress)
         result = SyncResult(
             serial=self.device.serial, sets=tuple(s.name for s in sets),
@@ -397,7 +426,8 @@ class Syncer:
             pushed=tuple(f.remote for p in plans for f in p.push), pushed_bytes=needed,
             deleted=tuple(d for p in plans for d in p.delete),
             repaired=tuple(r for p in plans for r in p.repaired),
-            round_trips=self.round_trips, seconds=time.monotonic() - start)
+            round_trips=self.round_trips, seconds=time.monotonic() - start,
+            chmodded=tuple(f.remote for p in plans for f in p.chmod))
         if verify:
             result = self.verify(plans, result)
         return result
@@ -445,12 +475,13 @@ class Syncer:
         """Hash every file on the phone and compare; mismatches are pushed again."""
         paths = [f.remote for p in plans for f in p.local]
         want = {f.remote: f.sha256 for p in plans for f in p.local}
-        listing = "\n".join(paths) + "\n"
+        # NUL-separated, so that xargs -0 (toybox has it) needs no tr on the phone.
+        listing = "".join(p + "\0" for p in paths)
         script = f"{SCRIPT_DIR}/verify-{uuid.uuid4().hex[:10]}.txt"
         self.round_trips += 1
         self.device.push_bytes(listing.encode(), script)
-        out = self._shell(f"tr '\\n' '\\0' < {devshell.quote(script)} | "
-                          f"xargs -0 -n 64 -P {VERIFY_PARALLEL} sha256sum 2>/dev/null; "
+        out = self._shell(f"xargs -0 -n 64 -P {VERIFY_PARALLEL} sha256sum "
+                          f"< {devshell.quote(script)} 2>/dev/null; "
                           f"rm -f {devshell.quote(script)}; true", timeout=3600)
         got = {}
         for line in out.splitlines():
@@ -461,12 +492,13 @@ class Syncer:
             bad_set = set(bad)
             for plan in plans:
                 plan.push = [f for f in plan.local if f.remote in bad_set]
-                plan.delete, plan.stale_tmp = [], []
+                plan.delete, plan.stale_tmp, plan.chmod = [], [], []
             self._apply(plans, None)
         return SyncResult(result.serial, result.sets, result.files_total,
                           result.pushed + tuple(b for b in bad if b not in result.pushed),
                           result.pushed_bytes, result.deleted, result.repaired,
-                          self.round_trips, result.seconds, len(paths), tuple(bad))
+                          self.round_trips, result.seconds, len(paths), tuple(bad),
+                          result.chmodded)
 
 
 def sync_many(devices: Sequence[Device], sets: Sequence[AssetSet], delete: bool = False,
@@ -490,11 +522,13 @@ def sync_many(devices: Sequence[Device], sets: Sequence[AssetSet], delete: bool 
 
 def set_status(plan: SetPlan) -> tuple[str, str]:
     """("present" | "stale" | "missing", detail) for ``harness assets status``."""
-    if not plan.push and plan.manifest_current:
+    if not plan.push and not plan.chmod and plan.manifest_current:
         return "present", f"{len(plan.local)} file(s)"
     if len(plan.push) == len(plan.local) and plan.unchanged == 0:
         return "missing", f"{len(plan.push)} file(s) to push"
     detail = f"{len(plan.push)} of {len(plan.local)} file(s) to push"
+    if plan.chmod:
+        detail += f", {len(plan.chmod)} mode(s) to change"
     if plan.repaired:
         detail += f", {len(plan.repaired)} changed on the phone"
     return "stale", detail

@@ -145,6 +145,8 @@ def _status_dict(status: Any) -> dict[str, Any]:
         "adb_pid": state.adb_pid,
         "adb_alive": status.adb_alive,
         "mode": state.mode,
+        "userland": state.userland,
+        "shell_user": state.shell_user,
         "time_scale": state.time_scale,
         "healthy": status.healthy,
         "phones": [dict(_phone_dict(ph.record), alive=ph.process_alive, adb_state=ph.adb_state)
@@ -158,6 +160,9 @@ def _print_status(status: Any) -> None:
     out.print(f"adb server: port [bold]{state.adb_port}[/] pid {state.adb_pid} ({alive})   "
               f"sandbox: [bold]{state.mode}[/]   time scale: {state.time_scale:g}",
               markup=True)
+    out.print(f"userland: {state.userland or 'unknown'}   adb shell runs as: "
+              f"{state.shell_user or 'unknown'} (rooted profiles: root)", markup=False,
+              highlight=False)
     table = Table("serial", "adb serial", "profile", "pid", "process", "adb state")
     for ph in status.phones:
         table.add_row(ph.record.serial, ph.record.adb_serial, ph.record.profile,

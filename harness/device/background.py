@@ -135,8 +135,11 @@ class BackgroundRun:
                        timeout=30)
             device.push_bytes(script.encode(), f"{run.run_dir}/run.sh", mode=0o755)
             write = ""
+        # Only the setsid command goes to the background: with `a && b && c &` mksh forks a
+        # subshell for the whole list that keeps adb's stdout open until c ends (dash execs
+        # c in place, which hid this), so the launch would wait for the run.
         launched = device.run(
-            f"{write}setsid sh {d}/run.sh < /dev/null > /dev/null 2>&1 & "
+            f"{write}{{ setsid sh {d}/run.sh < /dev/null > /dev/null 2>&1 & }}; "
             f"i=0; while [ ! -s {d}/pid ] && [ $i -lt 1000 ]; do sleep 0.005; i=$((i+1)); "
             f"done; cat {d}/pid", timeout=30)
         text = launched.out.strip()

@@ -28,6 +28,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.sim import userland
 from harness.sim.profiles import CpuCluster, PhoneProfile
 
 BUILD_PROP = "system/build.prop"
@@ -304,7 +305,7 @@ filter() {
     if [ -z "$specs" ] && [ "$silent" = 0 ]; then exec cat; fi
     # mawk reads pipes in blocks unless told otherwise; following needs every line at once.
     interactive=
-    if [ "$dump" = 0 ] && awk -W version 2>/dev/null | grep -q mawk; then
+    if [ "$dump" = 0 ] && awk -W version </dev/null 2>/dev/null | grep -q mawk; then
         interactive="-W interactive"
     fi
     # shellcheck disable=SC2086 # $interactive is empty or two words on purpose
@@ -412,8 +413,13 @@ def build_prop_text(props: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in sorted(props.items()))
 
 
-def install_system(root: Path, profile: PhoneProfile, serial: str) -> None:
-    """Create (or refresh) the phone's filesystem skeleton, tools and first kernel files."""
+def install_system(root: Path, profile: PhoneProfile, serial: str,
+                   tools: userland.Userland | None = None) -> None:
+    """Create (or refresh) the phone's filesystem skeleton, tools and first kernel files.
+
+    With ``tools`` complete, /system/bin is a phone's (toybox applets, sh -> mksh, awk ->
+    one-true-awk: :mod:`harness.sim.userland`); otherwise sh is the host's /bin/sh.
+    """
     for directory in SKELETON_DIRS:
         (root / directory).mkdir(parents=True, exist_ok=True)
     for rel, script in TOOLS.items():
@@ -427,9 +433,16 @@ def install_system(root: Path, profile: PhoneProfile, serial: str) -> None:
         # No su at all, as on a stock phone: `command -v su` finds nothing. The sandbox
         # masks the host's own su (harness.sim.sandbox.enter), so it cannot be reached.
         stub_su.unlink(missing_ok=True)
-    sh = root / "system/bin/sh"
-    if not sh.is_symlink():
-        sh.symlink_to("/bin/sh")
+    bin_dir = root / "system/bin"
+    if tools is not None and tools.complete:
+        userland.install(bin_dir, tools, frozenset(Path(rel).name for rel in TOOLS) | {"su"})
+    else:
+        userland.uninstall(bin_dir)
+        sh = bin_dir / "sh"
+        if sh.is_symlink() and os.readlink(sh) != "/bin/sh":
+            sh.unlink()
+        if not sh.is_symlink():
+            sh.symlink_to("/bin/sh")
     for name in SYSTEM_LIBS:
         _write_if_changed(root / "system/lib64" / name, elf_standin(name))
     for name in VENDOR_LIBS:

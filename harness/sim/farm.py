@@ -24,9 +24,9 @@ from pathlib import Path
 from harness.device.adb import AdbServer, free_port
 from harness.device.errors import AdbError
 from harness.device.procs import pid_alive, pid_cmdline, stop_pid
-from harness.sim import profiles
+from harness.sim import profiles, userland
 from harness.sim.errors import SimError
-from harness.sim.sandbox import PhoneLayout, SandboxMode, detect_mode
+from harness.sim.sandbox import PhoneLayout, SandboxMode, detect_mode, identity
 
 STATE_FILE = "farm.json"
 LOCK_FILE = "farm.lock"
@@ -68,6 +68,11 @@ class FarmState:
     started: float
     phones: list[PhoneRecord] = field(default_factory=list)
     next_index: int = 1
+    # The phones' userland (harness.sim.userland): "android (toybox, mksh, one-true-awk)",
+    # or the host-tools fallback naming the missing packages.
+    userland: str = ""
+    # Who adb shell commands run as in this sandbox mode (harness.sim.sandbox.identity).
+    shell_user: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -171,7 +176,9 @@ class Farm:
             server.start()
             assert server.pid is not None
             state = FarmState(adb_port=server.port, adb_pid=server.pid, mode=mode.value,
-                              time_scale=time_scale, started=time.time())
+                              time_scale=time_scale, started=time.time(),
+                              userland=userland.detect().describe(),
+                              shell_user=identity(mode, rooted=False).summary)
             self._save(state)
             try:
                 for name in names:

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness.sim import devtools, profiles, state
+from harness.sim import devtools, profiles, state, userland
 from harness.sim.adbd import AdbDaemon, DeviceIdentity
 from harness.sim.sandbox import (
     PhoneLayout,
@@ -28,6 +28,8 @@ from harness.sim.sandbox import (
     command_mapper,
     enter,
     host_path,
+    identity,
+    mount_proc_status,
     path_mapper,
 )
 from harness.sim.services import Services, ShellConfig
@@ -39,12 +41,16 @@ KILL_GRACE_S = 2.0
 READY_FILE = "ready.json"
 
 
-def android_env(serial: str, device: str, layout: PhoneLayout, mode: SandboxMode) -> dict[str, str]:
-    """The environment adbd gives a shell, plus the host's bin dirs for everyday tools."""
+def android_env(serial: str, device: str, layout: PhoneLayout, mode: SandboxMode,
+                phone_userland: bool = False) -> dict[str, str]:
+    """The environment adbd gives a shell: a phone's PATH when the phone has its own
+    userland (:mod:`harness.sim.userland`), else the host's bin dirs after the phone's."""
     prefix = str(layout.root) if mode is SandboxMode.REWRITE else ""
+    path = userland.shell_path(prefix) if phone_userland else ":".join(
+        [f"{prefix}/system/bin", f"{prefix}/system/xbin", f"{prefix}/vendor/bin",
+         *host_path(layout, mode)])
     env = {
-        "PATH": ":".join([f"{prefix}/system/bin", f"{prefix}/system/xbin",
-                          f"{prefix}/vendor/bin", *host_path(layout, mode)]),
+        "PATH": path,
         "HOME": "/",
         "TMPDIR": f"{prefix}/data/local/tmp",
         "ANDROID_DATA": "/data",
@@ -55,7 +61,7 @@ def android_env(serial: str, device: str, layout: PhoneLayout, mode: SandboxMode
         "HOSTNAME": device,
         "USER": "shell",
         "LOGNAME": "shell",
-        "SHELL": "/bin/sh",
+        "SHELL": "/system/bin/sh" if phone_userland else "/bin/sh",
         "LANG": "C.UTF-8",
     }
     if mode is SandboxMode.REWRITE:
@@ -92,8 +98,19 @@ def _kill_phone_processes(mode: SandboxMode) -> None:
             time.sleep(0.05)
 
 
+def _show_proc_status(phone_state: state.PhoneState, mounted: set[int]) -> None:
+    """Bind each new simulated binary's status file over its /proc/<pid>/status."""
+    alive = set()
+    for info in phone_state.processes():
+        alive.add(info.pid)
+        if info.pid not in mounted:
+            mount_proc_status(info.pid, phone_state.status_path(info.pid))
+            mounted.add(info.pid)
+    mounted &= alive
+
+
 async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Path,
-                 phone_state: state.PhoneState) -> None:
+                 phone_state: state.PhoneState, mount_status: bool) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -101,15 +118,18 @@ async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Pat
     loop.add_signal_handler(signal.SIGUSR1, daemon.drop_connections)
     server = await asyncio.start_server(daemon.handle, sock=sock)
     ready = {"port": sock.getsockname()[1], "pid": os.getpid()}
-    # Atomically: the farm polls for the file and reads it at once (it saw it empty).
-    tmp = ctl / f"{READY_FILE}.tmp"
+    tmp = ctl / f".{READY_FILE}.tmp"
     tmp.write_text(json.dumps(ready))
-    tmp.replace(ctl / READY_FILE)
+    tmp.replace(ctl / READY_FILE)  # atomically: the farm polls for it
+
+    mounted: set[int] = set()
 
     async def ticker() -> None:
         while True:
             try:
                 phone_state.tick(fs_root, time.time())
+                if mount_status:
+                    _show_proc_status(phone_state, mounted)
             except Exception:
                 log.exception("tick failed")
             await asyncio.sleep(TICK_INTERVAL_S)
@@ -164,15 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     layout.ctl.mkdir(parents=True, exist_ok=True)
     (layout.ctl / READY_FILE).unlink(missing_ok=True)
     state.init_phone(layout.ctl, profile, args.serial, args.time_scale)
-    devtools.install_system(layout.root, profile, args.serial)
+    tools = userland.detect()
+    devtools.install_system(layout.root, profile, args.serial, tools)
     _provision(layout)
+    who = identity(mode, profile.rooted)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
     sock.listen(64)
 
-    enter(layout, mode, args.hide, profile.data_size_mb, profile.rooted)
+    enter(layout, mode, args.hide, profile.data_size_mb, profile.rooted, who)
     in_sandbox = mode is not SandboxMode.REWRITE
     ctl = Path("/.sim") if in_sandbox else layout.ctl
     fs_root = Path("/") if in_sandbox else layout.root
@@ -180,18 +202,27 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HARNESS_SIM_ROOT"] = str(layout.root)
         os.environ["HARNESS_SIM_DIR"] = str(layout.ctl)
     phone_state = state.PhoneState(ctl)
+    prefix = "" if in_sandbox else str(layout.root)
     config = ShellConfig(
-        env=android_env(args.serial, profile.device, layout, mode),
+        env=android_env(args.serial, profile.device, layout, mode, tools.complete),
+        shell=f"{prefix}/system/bin/sh" if tools.complete else "/bin/sh",
         cwd="/",
         map_path=path_mapper(layout, mode),
         map_command=command_mapper(layout, mode),
+        run_as=who.run_as,
+        groups=who.groups,
+        owner=who.owner,
     )
     props = profile.props(args.serial)
     daemon = AdbDaemon(DeviceIdentity(props), Services(config).table())
-    log.info("phone %s (%s) serving on port %d in %s mode", args.serial, profile.name,
-             sock.getsockname()[1], mode.value)
+    log.info("phone %s (%s) serving on port %d in %s mode; userland: %s; commands as %s",
+             args.serial, profile.name, sock.getsockname()[1], mode.value, tools.describe(),
+             who.summary)
     try:
-        asyncio.run(_serve(sock, daemon, ctl, fs_root, phone_state))
+        # The binaries of a rooted phone run as root and mount their /proc/<pid>/status
+        # themselves; the shell user may not mount, so the phone does it for them.
+        asyncio.run(_serve(sock, daemon, ctl, fs_root, phone_state,
+                           in_sandbox and not profile.rooted))
     finally:
         _kill_phone_processes(mode)
         with contextlib.suppress(OSError):

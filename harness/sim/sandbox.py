@@ -7,6 +7,17 @@ tools and Python work unchanged) and the phone's own ``/data``, ``/system``, ``/
 generated meminfo over ``/proc/meminfo``, hides the farm's directory, and chroots there.
 Every command the phone runs inherits that view, so two phones never see each other's files.
 
+Who the phone's commands run as (:func:`identity`): a real phone's ``adb shell`` is uid 2000
+(``shell``) and adbd, itself running as shell, leaves pushed files owned by shell. In
+``root`` mode the phone process stays root (it mounts, kills and writes the phone's /sys) and
+starts each command with uid/gid 2000 and Android's shell groups; it chowns what it creates
+for the shell user (pushed files, /data/local/tmp, the control directory the simulated
+binaries write). In ``userns`` mode the host user is mapped to uid 2000 inside the namespace,
+so the phone process and its commands are uid 2000 (the process keeps the namespace's
+capabilities for its mounts; its commands lose them at exec). Rooted profiles opt out: their
+commands run as (namespace) root, which the simulated ``su`` relies on. ``rewrite`` mode
+cannot change users: commands run as the host user.
+
 Where namespaces are unavailable (e.g. Ubuntu's AppArmor restriction on unprivileged user
 namespaces) the phone runs in ``rewrite`` mode: no namespace; device paths in sync requests
 and in command lines are rewritten to the phone's directory, and the simulated binaries
@@ -51,10 +62,52 @@ HOST_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "
 HIDDEN_HOST_TOOLS = frozenset({"su"})
 
 
+# AID_SHELL and the groups adbd's shell has (system/core/libcutils/include/private/
+# android_filesystem_config.h; adbd's drop_privileges in daemon/main.cpp): input, log, adb,
+# sdcard_rw, sdcard_r, ext_data_rw, ext_obb_rw, net_bt_admin, net_bt, inet, net_bw_stats,
+# readproc, uhid, readtracefs.
+SHELL_UID = SHELL_GID = 2000
+SHELL_GROUPS = (1004, 1007, 1011, 1015, 1028, 1078, 1079, 3001, 3002, 3003, 3006, 3009,
+                3011, 3012)
+# Trees of the phone the shell user owns (a real phone: /data/local/tmp is shell:shell 0771).
+SHELL_OWNED = ("data/local/tmp", "sdcard", "storage/emulated")
+READ_ONLY_DIRS = ("system", "vendor", "product", "odm")
+
+
 class SandboxMode(StrEnum):
     ROOT = "root"  # we are root: a mount namespace is enough
     USERNS = "userns"  # unprivileged: user + mount namespace
     REWRITE = "rewrite"  # no namespaces: path rewriting
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a phone's commands run as and who owns the files its adbd creates."""
+
+    run_as: tuple[int, int] | None  # (uid, gid) commands switch to; None: the phone's own
+    groups: tuple[int, ...]  # supplementary groups with run_as
+    owner: tuple[int, int] | None  # chown pushed files and dirs to this; None: as created
+    inner_uid: int | None  # userns mode: the uid the host user is mapped to
+    summary: str
+
+    @property
+    def as_shell(self) -> bool:
+        return self.summary.startswith("uid 2000")
+
+
+def identity(mode: SandboxMode, rooted: bool) -> Identity:
+    """What ``mode`` can do about uid 2000 (see the module docstring)."""
+    shell = (SHELL_UID, SHELL_GID)
+    if mode is SandboxMode.ROOT:
+        if rooted:
+            return Identity(None, (), shell, None, "root (rooted profile: adb shell as root)")
+        return Identity(shell, SHELL_GROUPS, shell, None, "uid 2000 (shell)")
+    if mode is SandboxMode.USERNS:
+        if rooted:
+            return Identity(None, (), None, 0, "root in a user namespace (rooted profile)")
+        return Identity(None, (), None, SHELL_UID, "uid 2000 (shell, host user mapped)")
+    return Identity(None, (), None, None,
+                    f"host uid {os.geteuid()} (rewrite mode cannot change users)")
 
 
 @dataclass(frozen=True)
@@ -117,7 +170,7 @@ def detect_mode() -> SandboxMode:
 
 
 def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int | None,
-          rooted: bool = False) -> None:
+          rooted: bool = False, who: Identity | None = None) -> None:
     """Turn the calling (single-threaded) process into the phone's sandboxed root.
 
     ``hide`` is the farm directory: other phones live there and must not be visible.
@@ -132,10 +185,12 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
     if threads != 1 and mode is SandboxMode.USERNS:
         raise SimError(f"cannot enter a user namespace from a process with {threads} threads")
     _check(libc.unshare(ctypes.c_int(flags)), "unshare")
+    who = who or identity(mode, rooted)
     if mode is SandboxMode.USERNS:
+        inner = who.inner_uid or 0
         Path("/proc/self/setgroups").write_text("deny")
-        Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
-        Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+        Path("/proc/self/uid_map").write_text(f"{inner} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{inner} {gid} 1")
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
     root = layout.root
     for entry in os.scandir("/"):
@@ -169,8 +224,92 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
     hidden = root / hide.relative_to("/")
     if hidden.is_dir():
         _mount("tmpfs", str(hidden), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0700")
+    if not rooted:
+        for name in READ_ONLY_DIRS:  # mounted read-only on a phone
+            if (root / name).is_dir():
+                _mount(str(root / name), str(root / name), None, MS_BIND)
+                _mount("none", str(root / name), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    if who.owner is not None:
+        hand_to_shell(root, layout.ctl, who.owner)
+    if who.run_as is not None:
+        expose_to_shell(root, shell_needs())
     os.chroot(root)
     os.chdir("/")
+
+
+def mount_proc_status(pid: int, status_file: Path) -> bool:
+    """Show a simulated binary's ``/proc/<pid>/status`` (VmRSS ...). The phone process does
+    it: the binary runs as the shell user, which may not mount."""
+    target = f"/proc/{pid}/status"
+    # A binary running as root (rooted profiles) mounts it itself; mounting again would
+    # land on the status file (the top of the stack) and make it busy.
+    with contextlib.suppress(OSError):
+        if f" {target} " in Path("/proc/self/mountinfo").read_text():
+            return True
+    try:
+        _mount(str(status_file), target, None, MS_BIND)
+    except SimError:
+        return False
+    return True
+
+
+def shell_needs() -> list[Path]:
+    """Host directories the shell user must reach: the Python that runs the simulated
+    binaries (their ``#!`` line), its environment and harness's source."""
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    found = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), repo,
+             Path(sys.executable).resolve().parent}
+    return sorted(found)
+
+
+def _blocked(path: Path) -> Path | None:
+    """The first directory on ``path`` that others may not search (mode without o+x)."""
+    here = Path("/")
+    for part in path.parts[1:]:
+        here = here / part
+        with contextlib.suppress(OSError):
+            if not here.stat().st_mode & 0o001:
+                return here
+    return None
+
+
+def expose_to_shell(root: Path, needs: list[Path]) -> None:
+    """Make ``needs`` reachable by the shell user without opening anything else: a directory
+    on the way that others cannot search (``/root`` 0700 holding pyenv, say) is covered, in
+    the phone only, by a tmpfs with just the path down to each needed tree bound in."""
+    covered: set[Path] = set()
+    for need in needs:
+        block = _blocked(need)
+        if block is None:
+            continue
+        target = root / block.relative_to("/")
+        if block not in covered:
+            _mount("tmpfs", str(target), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+            covered.add(block)
+        inner = target / need.relative_to(block)
+        inner.mkdir(parents=True, exist_ok=True)
+        for parent in [inner, *inner.parents]:
+            if parent == target:
+                break
+            parent.chmod(0o755)
+        _mount(str(need), str(inner), None, MS_BIND | MS_REC)
+
+
+def hand_to_shell(root: Path, ctl: Path, owner: tuple[int, int]) -> None:
+    """Give the shell user its trees (what a phone's init does for /data/local/tmp) and the
+    control directory the simulated binaries, running as the shell user, write."""
+    uid, gid = owner
+    (root / "data").chmod(0o771)  # root-owned: the shell can cross it, not list or write it
+    for top in [root / rel for rel in SHELL_OWNED] + [ctl]:
+        if not top.is_dir():
+            continue
+        for folder, dirs, files in os.walk(top):
+            for name in (folder, *(os.path.join(folder, n) for n in dirs + files)):
+                with contextlib.suppress(OSError):
+                    os.lchown(name, uid, gid)
+    (root / "data/local/tmp").chmod(0o771)
 
 
 # ---- rewrite mode ------------------------------------------------------------------------

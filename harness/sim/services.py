@@ -43,6 +43,11 @@ class ShellConfig:
     map_path: Callable[[str], str] = field(default=lambda path: path)
     # Translate a command line (identity inside a namespace).
     map_command: Callable[[str], str] = field(default=lambda cmd: cmd)
+    # (uid, gid) and supplementary groups commands switch to (None: the phone's own).
+    run_as: tuple[int, int] | None = None
+    groups: tuple[int, ...] = ()
+    # Who owns what sync creates (None: whoever the phone process is, as adbd's own uid).
+    owner: tuple[int, int] | None = None
 
 
 def _child_setup(controlling_tty: bool) -> Callable[[], None]:
@@ -118,10 +123,18 @@ class Services:
         # Without a preexec_fn CPython spawns with vfork, several times faster than fork of
         # this Python process; the phone process already runs with default dispositions
         # (phone.main) and restore_signals resets SIGPIPE/SIGXFSZ. A pty needs TIOCSCTTY.
+        # Switching to the shell user (root mode) costs the vfork: CPython then forks.
+        uid: int | None = None
+        gid: int | None = None
+        groups: list[int] | None = None
+        if self.config.run_as is not None:
+            uid, gid = self.config.run_as
+            groups = [gid, *self.config.groups]
         return await asyncio.create_subprocess_exec(
             *argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
             cwd=self.config.map_path(self.config.cwd), start_new_session=True,
             preexec_fn=_child_setup(True) if controlling_tty else None,
+            user=uid, group=gid, extra_groups=groups,
         )
 
     async def _run_raw(self, stream: Stream, command: str, v2: bool, merge_stderr: bool,
@@ -239,7 +252,7 @@ class Services:
 
     # ---- sync --------------------------------------------------------------------------
     async def sync(self, stream: Stream) -> None:
-        session = SyncSession(stream, self.config.map_path)
+        session = SyncSession(stream, self.config.map_path, self.config.owner)
         await session.run()
 
 
@@ -256,6 +269,33 @@ def _set_window_size(fd: int, body: bytes) -> None:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, xpix, ypix))
 
 
+def _strtoul(text: str) -> int | None:
+    """C's strtoul(text, NULL, 0): leading digits in base 16 (0x), 8 (0) or 10; 0 if none;
+    None where C sets errno (out of range)."""
+    body = text.strip()
+    base, digits = 10, "0123456789"
+    if body[:2].lower() == "0x":
+        base, digits, body = 16, "0123456789abcdefABCDEF", body[2:]
+    elif body.startswith("0"):
+        base, digits = 8, "01234567"
+    n = 0
+    while n < len(body) and body[n] in digits:
+        n += 1
+    value = int(body[:n], base) if n else 0
+    return value if value <= 0xFFFFFFFFFFFFFFFF else None
+
+
+def adbd_file_mode(mode: int) -> int:
+    """The mode adbd gives a pushed file: AOSP packages/modules/adb,
+    daemon/file_sync_service.cpp, send_impl: "Copy user permission bits to "group" and
+    "other" permissions": ``mode &= 0777; mode |= (mode >> 3) & 0070; mode |= (mode >> 3)
+    & 0007`` — 0644 arrives as 0666, 0755 as 0777, 0600 as 0666."""
+    mode &= 0o777
+    mode |= (mode >> 3) & 0o070
+    mode |= (mode >> 3) & 0o007
+    return mode
+
+
 class SyncFailure(Exception):
     """An error reported to the host as a sync FAIL, after which the session ends."""
 
@@ -264,9 +304,11 @@ class SyncSession:
     """The sync protocol over one stream. Requests are parsed from the byte stream, so that
     the host may pipeline many requests and split them across WRTE messages."""
 
-    def __init__(self, stream: Stream, map_path: Callable[[str], str]) -> None:
+    def __init__(self, stream: Stream, map_path: Callable[[str], str],
+                 owner: tuple[int, int] | None = None) -> None:
         self.stream = stream
         self.map_path = map_path
+        self.owner = owner
         self.out = bytearray()
 
     async def flush(self) -> None:
@@ -331,21 +373,31 @@ class SyncSession:
         self.out += p.LIST_DONE
 
     async def _send(self, spec: str) -> None:
+        # AOSP packages/modules/adb, daemon/file_sync_service.cpp: do_send_v1 requires
+        # "path,mode" ("missing , in ID_SEND_V1"), strtoul(mode, 0) ("bad mode").
         path, sep, mode_text = spec.rpartition(",")
         if not sep:
-            path, mode_text = spec, "33188"
-        try:
-            mode = int(mode_text)
-        except ValueError as exc:
-            raise SyncFailure(f"bad mode in {spec!r}") from exc
+            raise SyncFailure("missing , in ID_SEND_V1")
+        mode = _strtoul(mode_text)
+        if mode is None:
+            raise SyncFailure("bad mode")
         host = self.map_path(path)
+        # send_impl: "Don't delete files before copying if they are not regular or symlinks".
+        with contextlib.suppress(OSError):
+            st = os.lstat(host)
+            if stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode)
+                                            and not stat.S_ISLNK(mode)):
+                Path(host).unlink()
         if stat.S_ISLNK(mode):
             await self._send_symlink(host)
             return
+        await self._send_file(host, adbd_file_mode(mode))
+
+    async def _send_file(self, host: str, mode: int) -> None:
+        """handle_send_file: create (mkdirs on ENOENT), chown to adbd's user, fchmod the
+        mode exactly (no umask), write the DATA, then lutimes to the DONE's mtime."""
         try:
-            Path(host).parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                         mode & 0o777)
+            fd = self._create(host, mode)
         except OSError as exc:
             await self._drain_send()
             raise SyncFailure(f"couldn't create file: {exc.strerror}") from exc
@@ -363,16 +415,46 @@ class SyncSession:
                     mtime = length
                     break
                 else:
-                    raise SyncFailure(f"unexpected {tag!r} in SEND")
-            os.fchmod(fd, mode & 0o777)
+                    raise SyncFailure("invalid data message")
         finally:
             os.close(fd)
         if failure is not None:
             with contextlib.suppress(OSError):
                 Path(host).unlink()
             raise SyncFailure(failure)
-        os.utime(host, (mtime, mtime))
+        os.utime(host, (mtime, mtime), follow_symlinks=False)
         self.out += p.sync_status(b"OKAY")
+
+    def _create(self, host: str, mode: int) -> int:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(host, flags, mode)
+        except FileNotFoundError:
+            self._secure_mkdirs(Path(host).parent)
+            fd = os.open(host, flags, mode)
+        except FileExistsError:
+            fd = os.open(host, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            if self.owner is not None:
+                os.fchown(fd, *self.owner)
+            os.fchmod(fd, mode)  # "fchown clears the setuid bit - restore it if present"
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    def _secure_mkdirs(self, directory: Path) -> None:
+        """secure_mkdirs: every missing component made with mode 0775, owned by adbd."""
+        missing = []
+        here = directory
+        while not here.exists() and here != here.parent:
+            missing.append(here)
+            here = here.parent
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                folder.mkdir(0o775)
+                if self.owner is not None:
+                    os.chown(folder, *self.owner)
 
     async def _drain_send(self) -> None:
         """Skip the DATA of a SEND we cannot honour, up to its DONE."""
@@ -394,12 +476,14 @@ class SyncSession:
             else:
                 raise SyncFailure(f"unexpected {tag!r} in SEND")
         try:
-            Path(host).parent.mkdir(parents=True, exist_ok=True)
+            self._secure_mkdirs(Path(host).parent)
             with contextlib.suppress(FileNotFoundError):
                 Path(host).unlink()
             os.symlink(target.rstrip(b"\0").decode("utf-8", "surrogateescape"), host)
+            if self.owner is not None:
+                os.lchown(host, *self.owner)
         except OSError as exc:
-            raise SyncFailure(f"couldn't create symlink: {exc.strerror}") from exc
+            raise SyncFailure(f"symlink failed: {exc.strerror}") from exc
         self.out += p.sync_status(b"OKAY")
 
     async def _recv(self, path: str) -> None:

@@ -90,12 +90,28 @@ def test_push_noop_change_and_repair(syncer: Syncer, tmp_path: Path) -> None:
     assert remote_listing(syncer.device, dest) == local_listing(src)
 
 
-def test_modes_are_preserved(syncer: Syncer, tmp_path: Path) -> None:
+def test_modes_follow_adbd_and_a_mode_change_is_applied_without_a_push(
+        syncer: Syncer, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "m", files=2)
     dest = "/data/local/tmp/synctest/m"
-    syncer.sync([one_set("modes", src, dest)])
+    aset = one_set("modes", src, dest)
+    syncer.sync([aset])
     assert syncer.device.run([f"{dest}/tool.sh"]).out == "tool-ok\n"
-    assert syncer.device.run(["stat", "-c", "%a", f"{dest}/private.cfg"]).out.strip() == "640"
+
+    def phone_mode(name: str) -> str:
+        return syncer.device.run(["stat", "-c", "%a", f"{dest}/{name}"]).out.strip()
+
+    # AOSP adbd copies the owner's bits to group and other: 0640 arrives as 0666.
+    assert phone_mode("private.cfg") == "666"
+    assert syncer.sync([aset]).pushed == (), "0666 on the phone is what 0640 pushes to"
+    (src / "layer0" / "w000.bin").chmod(0o755)  # the user makes a file executable
+    changed = syncer.sync([aset])
+    assert changed.pushed == ()
+    assert changed.chmodded == (f"{dest}/layer0/w000.bin",)
+    assert phone_mode("layer0/w000.bin") == "777"
+    assert syncer.sync([aset]).changed is False
+    (src / "private.cfg").chmod(0o600)  # pushes to the same phone mode: nothing to do
+    assert syncer.sync([aset]).chmodded == ()
 
 
 def test_delete_removes_what_the_set_no_longer_has(syncer: Syncer, tmp_path: Path) -> None:
@@ -238,3 +254,22 @@ def test_push_and_status_commands(sim_farm: SimFarm, tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "did you mean 'sd15-weights'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_second_run_pushes_nothing(sim_farm: SimFarm, tmp_path: Path) -> None:
+    serial = sim_farm.phone("sm8650-16g").adb_serial
+    farm = tmp_path / "farm.yaml"
+    farm.write_text(f"servers: [{{name: simfarm, port: {sim_farm.state.adb_port}}}]\n"
+                    "sim: false\n")
+
+    def run() -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "run", "sdxl-1024", "-d", serial, "--farm",
+             str(farm), "--db", str(tmp_path / "r.sqlite"), "--set", "steps=4"],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=os.environ.copy())
+        assert result.returncode == 0, result.stderr
+        return result.stderr
+
+    run()
+    second = run()
+    assert "assets: 0 file(s) pushed" in second, second

@@ -145,6 +145,64 @@ def test_push_a_500_file_tree(sim_farm: SimFarm, tmp_path: Path) -> None:
     assert {f"d{i}" for i in range(7)} <= names
 
 
+def test_push_modes_owner_and_mtime_follow_aosp_adbd(sim_farm: SimFarm, tmp_path: Path) -> None:
+    """AOSP packages/modules/adb daemon/file_sync_service.cpp, send_impl: "Copy user
+    permission bits to group and other permissions" (0644 -> 0666, 0755 -> 0777); the file
+    is created by adbd, which runs as the shell user; the DONE message's mtime is applied."""
+    record = sim_farm.phone("sm8650-16g")
+    want = {"rw.txt": (0o644, "666"), "run.sh": (0o755, "777"), "secret": (0o600, "666"),
+            "odd": (0o604, "666"), "grp": (0o070, "77")}
+    src = tmp_path / "modes"
+    src.mkdir()
+    for n, (name, (mode, _)) in enumerate(want.items()):
+        path = src / name
+        path.write_text(f"{name}\n")
+        path.chmod(mode)
+        os.utime(path, (1_600_000_000 + n, 1_600_000_000 + n))
+    dest = "/data/local/tmp/modes"
+    sim_farm.adb("-s", record.adb_serial, "shell", f"rm -rf {dest}", check=True)
+    sim_farm.adb("-s", record.adb_serial, "push", str(src), "/data/local/tmp/", check=True)
+    sim_farm.device(record).sync.push(src / "rw.txt", f"{dest}/via-adbutils", mode=0o644)
+    out = sim_farm.adb("-s", record.adb_serial, "shell",
+                       f"cd {dest} && stat -c '%n %a %u:%g %Y' *").stdout.decode()
+    got = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
+    for n, (name, (_, phone_mode)) in enumerate(want.items()):
+        assert got[name][0] == phone_mode, f"{name}: {got[name]}"
+        assert got[name][2] == str(1_600_000_000 + n), "the DONE message's mtime is applied"
+    assert got["via-adbutils"][0] == "666"
+    if sim_farm.state.mode in ("root", "userns"):
+        assert {v[1] for v in got.values()} == {"2000:2000"}, "owned by adbd's user, shell"
+        made = sim_farm.adb("-s", record.adb_serial, "shell",
+                            f"stat -c '%u:%g' {dest}").stdout.decode().strip()
+        assert made == "2000:2000"
+
+
+def test_the_shell_is_a_phones(sim_farm: SimFarm) -> None:
+    """mksh as /system/bin/sh, toybox's applets, a phone's PATH, uid 2000 (not rooted)."""
+    from harness.sim import userland
+
+    tools = userland.detect()
+    if not tools.complete:
+        assert sim_farm.state.userland.startswith("host tools")
+        pytest.skip("toybox/mksh/original-awk are not installed: host-tools fallback")
+    assert sim_farm.state.userland.startswith("android")
+    serial = sim_farm.phone("sm8650-16g").adb_serial
+
+    def sh(command: str) -> subprocess.CompletedProcess[bytes]:
+        return sim_farm.adb("-s", serial, "shell", command)
+
+    assert b"MIRBSD KSH" in sh("echo $KSH_VERSION").stdout
+    if sim_farm.state.mode != "rewrite":
+        assert sh("echo $PATH").stdout.decode().strip() == userland.shell_path()
+    assert sh("readlink /system/bin/ls").stdout == b"toybox\n"
+    assert sh("command -v bash gawk; true").stdout == b""
+    assert b"not GNU sed" in sh("sed --version").stdout, "toybox sed (it says so)"
+    assert sh("ls --group-directories-first /").returncode != 0, "a GNU-only option fails"
+    if sim_farm.state.mode in ("root", "userns"):
+        assert sh("cat /proc/self/status").stdout.decode().count("\t2000") >= 4
+        assert sh("touch /system/x").returncode != 0
+
+
 def test_stat_and_pull_of_missing_file(sim_farm: SimFarm, tmp_path: Path) -> None:
     record = sim_farm.phones[0]
     result = sim_farm.adb("-s", record.adb_serial, "pull", "/data/local/tmp/nope.bin",
@@ -215,4 +273,6 @@ def _adb_cmd(sim_farm: SimFarm) -> list[str]:
 
 def _count(sim_farm: SimFarm, serial: str, tag: str) -> int:
     out = sim_farm.adb("-s", serial, "shell", "ps -eo args").stdout.decode()
-    return count_lines_starting(out, f"sleep {tag}")
+    # toybox runs an applet named by setsid in the same process: "setsid sleep N" in ps.
+    return count_lines_starting(out.replace("\nsetsid ", "\n").removeprefix("setsid "),
+                                f"sleep {tag}")

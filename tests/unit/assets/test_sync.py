@@ -129,12 +129,19 @@ def test_a_file_deleted_on_the_phone_is_repaired() -> None:
     assert [f.rel for f in plan.push] == ["a.bin"] and plan.repaired == [f"{DEST}/a.bin"]
 
 
-@pytest.mark.parametrize("changed", [local("a.bin", sha=SHA_B), local("a.bin", mode=0o755),
+@pytest.mark.parametrize("changed", [local("a.bin", sha=SHA_B),
                                      local("a.bin", mtime=200), local("a.bin", size=11)])
 def test_a_local_change_is_pushed_not_repaired(changed: LocalFile) -> None:
     state = remote({"a.bin": RemoteFile(10, 100, 0o644)}, {"a.bin": [10, 100, 0o644, SHA_A]})
     plan = plan_set(ASET, [changed], state, delete=False)
     assert [f.rel for f in plan.push] == ["a.bin"] and plan.repaired == []
+
+
+def test_a_local_mode_change_is_a_chmod_not_a_push() -> None:
+    # 0644 -> 0755 is 0666 -> 0777 on the phone (adbd's rule): same bytes, new mode
+    state = remote({"a.bin": RemoteFile(10, 100, 0o666)}, {"a.bin": [10, 100, 0o644, SHA_A]})
+    plan = plan_set(ASET, [local("a.bin", mode=0o755)], state, delete=False)
+    assert plan.push == [] and [f.rel for f in plan.chmod] == ["a.bin"]
 
 
 def test_without_a_manifest_a_matching_listing_is_trusted() -> None:
