@@ -181,6 +181,13 @@ def find_blocks(x: F32, params: Params, kind: str) -> BlockReport:
     boxes: list[Box] = []
     for label in big.tolist():
         rows, cols = slices[label - 1]
+        if int(sizes[label]) == (rows.stop - rows.start) * (cols.stop - cols.start):
+            box = _check_rectangle(x, (rows.start, cols.start, rows.stop + 1, cols.stop + 1),
+                                   params)
+            if box is not None:
+                covered[box[0]:box[2], box[1]:box[3]] = True
+                boxes.append(box)
+            continue
         found = _check_region(x, labels, label, (rows, cols), params)
         if found is not None:
             box, extent = found
@@ -191,6 +198,29 @@ def find_blocks(x: F32, params: Params, kind: str) -> BlockReport:
     return BlockReport(kind, height, width, tuple(sorted(boxes)), int(covered.sum()),
                        tile_size(boxes, height, width, params), nan_count, inf_count,
                        params.min_fraction, covered)
+
+
+def _check_rectangle(x: F32, box: Box, params: Params) -> Box | None:
+    """:func:`_check_region` for a region that fills its box (most tiles): tests 1 and 3."""
+    y0, x0, y1, x1 = box
+    if y1 - y0 < params.min_tile or x1 - x0 < params.min_tile:
+        return None
+    inside = x[y0:y1, x0:x1]
+    if float((inside.max(axis=(0, 1)) - inside.min(axis=(0, 1))).max()) > 2 * params.eps:
+        return None
+    height, width = x.shape[:2]
+    strips = [x[y0 - 1, x0:x1]] if y0 > 0 else []
+    strips += [x[y1, x0:x1]] if y1 < height else []
+    strips += [x[y0:y1, x0 - 1]] if x0 > 0 else []
+    strips += [x[y0:y1, x1]] if x1 < width else []
+    if not strips:
+        return box  # the whole picture is one flat tile
+    outside = np.concatenate(strips)
+    outside = outside[np.isfinite(outside).all(axis=1)]
+    if outside.size and float(np.median(np.abs(outside - inside[0, 0]).max(axis=1))) < (
+            params.step):
+        return None
+    return box
 
 
 def _check_region(x: F32, labels: npt.NDArray[np.int32], label: int,
