@@ -239,8 +239,9 @@ class Runner:
             png = raw.with_suffix(".png")
             stats = convert_qfp32(raw, png, tuple(out.shape), self.plan.family)
             blocks = find_output_blocks(read_qfp32(raw, tuple(out.shape)), out.kind)
-            self.store.record_metrics(run_id, step.name,
-                                      {f"{out.name}.blocks_fraction": blocks.fraction})
+            fraction = {f"{out.name}.blocks_fraction": blocks.fraction}
+            self.store.record_metrics(run_id, step.name, fraction)
+            summary.metrics.update(fraction)
             if blocks.boxes:
                 overlay = write_overlay(blocks, png, png.with_suffix(".blocks.png"))
                 summary.outputs[f"{out.name}.blocks"] = str(overlay)

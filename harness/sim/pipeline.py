@@ -23,9 +23,8 @@ Assumptions where the seed is silent (the seed wins if it ever says otherwise):
   required (the last argument is unused, as the seed's ``unused_output.qfp32`` says).
 - Colour blocks appear when the UNet runs the last step and exports ``x_t`` (``k = 0``
   without ``SDXL_EARLY_DECODE_X0``/``SDXL_EXPORT_X0``); stopping early without x0 leaves some
-  residual noise; ``CLML_NO_REUSE_TNN`` other than ``1`` adds colour blocks in any binary
-  (flat tiles in the UNet's latent, 16-64 image pixels, or in the VAE's image, 8-64
-  pixels; SD1.5 in one or the other by prompt and seed), never NaN.
+  residual noise; ``CLML_NO_REUSE_TNN`` other than ``1`` adds colour blocks (flat tiles;
+  UNet: in the latent, VAE: in the image, SD1.5: either), never NaN.
 - The VAE always runs MNN's Attention op and needs it in the loaded ``libMNN.so``; the SDXL
   UNet needs it only when ``CLML_MNN_ATTN_BACKEND`` is set. ``libMNN_CL.so`` (from
   ``MNN_CL_LIB``, else the library path) is needed when that backend is ``opencl``.
@@ -272,14 +271,12 @@ def bytes_key(data: bytes) -> bytes:
 
 
 def drift(latent: npt.NDArray[np.float32], key: bytes, seed: int) -> npt.NDArray[np.float32]:
-    """What reusing TNN does to a latent: flat colour blocks (tile size, colours, placement
-    drawn from the inputs; no NaN: the seed names colour blocks / garbage)."""
+    """Reused TNN in the UNet: flat colour blocks in the latent (never NaN; seed: "colour
+    blocks / garbage"); in the VAE (:func:`decode_drift`): flat tiles in the image."""
     return imagegen.colour_blocks(latent, imagegen.rng_for(b"tnn-reuse", key, seed))
 
 
-def decode_drift(image: npt.NDArray[np.float32], key: bytes,
-                 seed: int) -> npt.NDArray[np.float32]:
-    """What reusing TNN in the decoder does to its output: flat tiles of 8..64 pixels."""
+def decode_drift(image: npt.NDArray[np.float32], key: bytes, seed: int) -> npt.NDArray[np.float32]:
     return imagegen.image_blocks(image, imagegen.rng_for(b"tnn-reuse-vae", key, seed))
 
 
@@ -320,7 +317,7 @@ def run_sd15(phone: Phone, argv: list[str]) -> int:
     out(f"[Perf] steps={steps} total_s={fmt(total)} s/step={fmt(total / steps)}")
     latent = imagegen.synth_latent(ids, seed, steps, SD15_GUIDANCE, SD15_SIZE_PX, SD15_SIZE_PX)
     key = imagegen.prompt_key(ids)
-    in_unet = imagegen.rng_for(b"tnn-where", key, seed).random() < 0.5  # one process: either
+    in_unet = imagegen.rng_for(b"tnn-where", key, seed).random() < 0.5  # UNet's or VAE's TNN
     if reuse and in_unet:
         latent = drift(latent, key, seed)
     vae_s = phone.spend(speed.SD15_VAE_S, speed.VAE_POWER_W)
