@@ -85,27 +85,3 @@ def make_phone(base: Path, profile: str = "sm8650-16g",
     (phone.tmp / "clip_l_ids.i32").write_bytes(assets.demo_token_ids(PROMPT).tobytes())
     (phone.tmp / "clip_g_ids.i32").write_bytes(assets.demo_token_ids(PROMPT, 0).tobytes())
     return phone
-
-
-def blocky_tiles(image: np.ndarray, tile: int = 64) -> int:
-    """Aligned ``tile`` squares of a (1,3,H,W) image that are flat and of saturated colour."""
-    img = np.nan_to_num(image[0], nan=0.0)
-    _, h, w = img.shape
-    count = 0
-    for y in range(0, h - tile + 1, tile):
-        for x in range(0, w - tile + 1, tile):
-            core = img[:, y + 8:y + tile - 8, x + 8:x + tile - 8]
-            means = core.mean(axis=(1, 2))
-            if core.std(axis=(1, 2)).max() < 0.02 and means.max() - means.min() > 1.5:
-                count += 1
-    return count
-
-
-def constant_latent_tiles(latent: np.ndarray, tile: int = 8) -> int:
-    """Aligned ``tile`` squares of a (1,4,h,w) latent holding one constant vector."""
-    lat = latent[0]
-    _, h, w = lat.shape
-    return sum(1 for y in range(0, h, tile) for x in range(0, w, tile)
-               if float(np.ptp(np.nan_to_num(lat[:, y:y + tile, x:x + tile]), axis=(1, 2)).max())
-               == 0.0)  # max - min, not std: numpy 2.4's std of a constant is not exactly 0
-

@@ -8,47 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-
-import numpy as np
-import numpy.typing as npt
 
 from harness.recipes.lint import Finding
+from harness.run.blocks import BlockReport
 
-# A tile counts as a colour block when it is nearly flat and strongly coloured or clipped:
-# diffusion output has texture everywhere; TNN-reuse drift paints uniform saturated squares.
-BLOCK_TILE_PX = 32
-FLAT_STD = 0.02  # per-channel standard deviation in [0, 1] units
-SATURATED_SPREAD = 0.5  # max channel - min channel
 LMKD_RE = re.compile(r"(lowmemorykiller|lmkd).*Kill '([^']+)'")
-
-
-@dataclass(frozen=True)
-class BlockReport:
-    tiles: int
-    blocks: int
-
-    @property
-    def fraction(self) -> float:
-        return self.blocks / self.tiles if self.tiles else 0.0
-
-
-def colour_blocks(image: npt.NDArray[np.float32]) -> BlockReport:
-    """Count flat, saturated (or clipped/NaN) tiles in a (1,3,H,W) or (3,H,W) image in [-1,1]."""
-    chw = image[0] if image.ndim == 4 else image
-    x = np.nan_to_num(chw / 2.0 + 0.5, nan=2.0, posinf=2.0, neginf=-1.0)
-    _, h, w = x.shape
-    th, tw = h // BLOCK_TILE_PX, w // BLOCK_TILE_PX
-    if th == 0 or tw == 0:
-        return BlockReport(0, 0)
-    tiles = x[:, : th * BLOCK_TILE_PX, : tw * BLOCK_TILE_PX].reshape(
-        3, th, BLOCK_TILE_PX, tw, BLOCK_TILE_PX)
-    std = tiles.std(axis=(2, 4)).max(axis=0)
-    mean = tiles.mean(axis=(2, 4))
-    spread = mean.max(axis=0) - mean.min(axis=0)
-    out_of_range = (mean.max(axis=0) > 1.0) | (mean.min(axis=0) < 0.0)
-    blocks = (std < FLAT_STD) & ((spread > SATURATED_SPREAD) | out_of_range)
-    return BlockReport(int(th * tw), int(blocks.sum()))
 
 
 def lmkd_kills(logcat: str, binary: str) -> list[str]:
@@ -99,8 +63,8 @@ def diagnose_output(blocks: BlockReport | None, nan_count: int,
     problems = []
     if nan_count:
         problems.append(f"{nan_count} NaN values")
-    if blocks is not None and blocks.blocks:
-        problems.append(f"colour blocks in {blocks.blocks} of {blocks.tiles} tiles")
+    if blocks is not None and blocks.found:
+        problems.append(blocks.describe())
     if not problems:
         return None
     causes = [f"{f.message} ({f.reason})" for f in findings

@@ -29,9 +29,8 @@ from harness.recipes.lint import Finding, lint
 from harness.recipes.plan import Plan, PlanStep
 from harness.recipes.script import prepare_command, render_shell, step_command
 from harness.results.store import OutputRecord, StepRecord, Store
+from harness.run.blocks import find_output_blocks, write_overlay
 from harness.run.diagnose import (
-    BlockReport,
-    colour_blocks,
     diagnose_failure,
     diagnose_output,
     lmkd_kills,
@@ -295,9 +294,13 @@ class Runner:
             self.device.pull(out.path, raw)
             png = raw.with_suffix(".png")
             stats = convert_qfp32(raw, png, tuple(out.shape), self.plan.family)
-            blocks: BlockReport | None = None
-            if out.kind == "image":
-                blocks = colour_blocks(read_qfp32(raw, tuple(out.shape)))
+            blocks = find_output_blocks(read_qfp32(raw, tuple(out.shape)), out.kind)
+            fraction = {f"{out.name}.blocks_fraction": blocks.fraction}
+            self.store.record_metrics(run_id, step.name, fraction)
+            summary.metrics.update(fraction)
+            if blocks.boxes:
+                overlay = write_overlay(blocks, png, png.with_suffix(".blocks.png"))
+                summary.outputs[f"{out.name}.blocks"] = str(overlay)
             verdict = diagnose_output(blocks, stats.nan_count, self.findings)
             if verdict:
                 verdicts.append(f"{step.name}/{out.name}: {verdict}")

@@ -8,13 +8,17 @@ latent-to-RGB preview factors), bilinear 8x upsampling and a fine texture seeded
 the latent, through ``tanh`` into ``[-1, 1]``, shape ``(1, 3, H, W)``.
 
 Same inputs give identical bytes; a different prompt or seed gives a clearly different image.
-:func:`colour_blocks` and :func:`inject_nan` reproduce the corrupted outputs the seed
-describes (saturated colour blocks aligned to 64-pixel tiles; NaN pixels).
+:func:`colour_blocks` (in the latent) and :func:`image_blocks` (in the decoder's output)
+reproduce the corruption the seed describes ("colour blocks / garbage"): flat tiles on a grid
+whose size (8-64 image pixels), offset, colours (black, white, grey, saturated, in range or
+not) and area are drawn from the caller's generator, so no single look is taught; and
+:func:`inject_nan` NaN pixels.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -23,20 +27,22 @@ F32 = npt.NDArray[np.float32]
 
 LATENT_CHANNELS = 4
 VAE_SCALE = 8  # image pixels per latent pixel
-BLOCK_LATENT_PX = 8  # colour blocks cover whole 8x8-latent (64x64-image) tiles
+# Colour-block tiles: 2..8 latent pixels when the latent is corrupted (16..64 image pixels),
+# 8..64 image pixels when the decoder is.
+BLOCK_LATENT_MIN, BLOCK_LATENT_MAX = 2, 8
+BLOCK_IMAGE_MIN, BLOCK_IMAGE_MAX = 8, 64
 WAVES = 10
 BLOBS = 6
 TEXTURE_STD = 0.035
 DECODE_GAIN = 1.1
-BLOCK_DRIVE = 3.0  # pre-tanh colour of a block: tanh(1.1 * 3) saturates
 # SDXL latent -> RGB preview factors (as used by ComfyUI's latent previews) and bias.
 LATENT_RGB = np.array([[0.3651, -0.2533, 0.1076, -0.3165],
                        [0.4232, -0.0042, 0.1111, -0.2492],
                        [0.4341, 0.1068, -0.0362, -0.2188]], dtype=np.float32)
 LATENT_RGB_BIAS = np.array([0.1084, -0.0175, -0.0011], dtype=np.float32)
-# Saturated chromatic colours (never grey: a white highlight is not a colour block).
-BLOCK_COLOURS = np.array([[1, -1, -1], [-1, 1, -1], [-1, -1, 1], [1, -1, 1], [-1, 1, 1],
-                          [1, 1, -1]], dtype=np.float32)
+SATURATED_COLOURS = np.array([[1, -1, -1], [-1, 1, -1], [-1, -1, 1], [1, -1, 1], [-1, 1, 1],
+                              [1, 1, -1]], dtype=np.float32)
+COLOUR_CLASSES = ("black", "white", "grey", "saturated", "in-range", "out-of-range")
 
 
 def rng_for(*parts: object) -> np.random.Generator:
@@ -91,21 +97,86 @@ def residual_noise(latent: F32, rng: np.random.Generator, amount: float) -> F32:
     return (latent + noise).astype(np.float32)
 
 
-def colour_blocks(latent: F32, rng: np.random.Generator, n: int) -> F32:
-    """``latent`` with ``n`` saturated colour patches on whole 8x8-latent-pixel tiles."""
-    out = latent.copy()
-    _, _, h, w = out.shape
-    rows, cols = max(h // BLOCK_LATENT_PX, 1), max(w // BLOCK_LATENT_PX, 1)
-    pinv = np.linalg.pinv(LATENT_RGB).astype(np.float32)
-    for _ in range(n):
-        colour = BLOCK_COLOURS[rng.integers(len(BLOCK_COLOURS))] * BLOCK_DRIVE
-        value = pinv @ (colour - LATENT_RGB_BIAS)
-        span_y, span_x = rng.integers(1, 3, 2)
-        ty, tx = rng.integers(0, rows), rng.integers(0, cols)
-        y0, x0 = ty * BLOCK_LATENT_PX, tx * BLOCK_LATENT_PX
-        y1, x1 = min(y0 + span_y * BLOCK_LATENT_PX, h), min(x0 + span_x * BLOCK_LATENT_PX, w)
-        out[0, :, y0:y1, x0:x1] = value[:, None, None]
-    return out
+def block_colour(rng: np.random.Generator, kind: str) -> F32:
+    """One RGB colour of a colour-class ``kind`` (see :data:`COLOUR_CLASSES`), in [-1, 1] units
+    (``out-of-range`` goes beyond, as a decoder's unclipped float output does)."""
+    if kind == "black":
+        return np.full(3, -1.0, dtype=np.float32)
+    if kind == "white":
+        return np.full(3, 1.0, dtype=np.float32)
+    if kind == "grey":
+        return np.full(3, rng.uniform(-0.8, 0.8), dtype=np.float32)
+    if kind == "saturated":
+        return np.array(SATURATED_COLOURS[rng.integers(len(SATURATED_COLOURS))])
+    if kind == "in-range":
+        return rng.uniform(-0.9, 0.9, 3).astype(np.float32)
+    if kind == "out-of-range":
+        return (rng.choice([-1.0, 1.0], 3) * rng.uniform(1.2, 3.0, 3)).astype(np.float32)
+    raise ValueError(f"unknown colour class {kind!r}; known: {', '.join(COLOUR_CLASSES)}")
+
+
+def tile_cells(rng: np.random.Generator, height: int, width: int, tile: int,
+               fraction: float) -> tuple[tuple[int, int], list[tuple[int, int, int, int]]]:
+    """A grid of ``tile`` squares at a random offset, and the boxes ``(y0, x0, y1, x1)`` of
+    cells drawn at random until about ``fraction`` of the area is covered (cut at the edges)."""
+    oy, ox = (int(v) for v in rng.integers(0, tile, 2))
+    ys = range(oy - tile if oy else 0, height, tile)
+    xs = range(ox - tile if ox else 0, width, tile)
+    cells = [(max(y, 0), max(x, 0), min(y + tile, height), min(x + tile, width))
+             for y in ys for x in xs]
+    cells = [c for c in cells if c[2] - c[0] >= tile // 2 and c[3] - c[1] >= tile // 2]
+    order = rng.permutation(len(cells))
+    want, area, chosen = fraction * height * width, 0, []
+    for i in order:
+        if area >= want:
+            break
+        y0, x0, y1, x1 = cells[i]
+        chosen.append(cells[i])
+        area += (y1 - y0) * (x1 - x0)
+    return (oy, ox), chosen
+
+
+def paint_tiles(chw: F32, rng: np.random.Generator, tile: int, fraction: float,
+                kinds: Sequence[str] = COLOUR_CLASSES,
+                colour_of: Callable[[F32], F32] | None = None
+                ) -> tuple[F32, list[tuple[int, int, int, int]]]:
+    """``chw`` (C, H, W) with flat tiles on a ``tile`` grid covering about ``fraction`` of it:
+    each tile one colour of a class drawn from ``kinds``; ``colour_of`` maps an RGB colour to
+    the array's channels (a latent's). Returns the array and the boxes painted."""
+    out = chw.copy()
+    _, height, width = out.shape
+    _, boxes = tile_cells(rng, height, width, tile, fraction)
+    for y0, x0, y1, x1 in boxes:
+        colour = block_colour(rng, kinds[int(rng.integers(len(kinds)))])
+        value = colour if colour_of is None else colour_of(colour)
+        out[:, y0:y1, x0:x1] = value[:, None, None]
+    return out, boxes
+
+
+def latent_of_colour(rgb: F32) -> F32:
+    """The latent vector :func:`decode` turns into ``rgb`` (clipped to what tanh can reach)."""
+    pre = np.arctanh(np.clip(rgb, -0.995, 0.995)) / np.float32(DECODE_GAIN)
+    pre = np.where(np.abs(rgb) > 1.0, pre * np.abs(rgb), pre)  # beyond range: drive harder
+    return (np.linalg.pinv(LATENT_RGB) @ (pre - LATENT_RGB_BIAS)).astype(np.float32)
+
+
+def colour_blocks(latent: F32, rng: np.random.Generator, area: tuple[float, float] = (0.03, 0.25)
+                  ) -> F32:
+    """``latent`` with flat tiles of 2..8 latent pixels (16..64 image pixels) at a random grid
+    offset, of colours of every class, covering a share of ``area`` of it (all from ``rng``)."""
+    tile = int(rng.integers(BLOCK_LATENT_MIN, BLOCK_LATENT_MAX + 1))
+    blocked, _ = paint_tiles(latent[0], rng, tile, float(rng.uniform(*area)),
+                             colour_of=latent_of_colour)
+    return blocked[None]
+
+
+def image_blocks(image: F32, rng: np.random.Generator, area: tuple[float, float] = (0.03, 0.25)
+                 ) -> F32:
+    """``image`` (1, 3, H, W) with flat tiles of 8..64 pixels painted over it (a decoder
+    reusing stale buffers), colours of every class, at a random grid offset."""
+    tile = int(rng.integers(BLOCK_IMAGE_MIN, BLOCK_IMAGE_MAX + 1))
+    blocked, _ = paint_tiles(image[0], rng, tile, float(rng.uniform(*area)))
+    return blocked[None]
 
 
 def inject_nan(latent: F32, rng: np.random.Generator, count: int) -> F32:
@@ -132,10 +203,26 @@ def _upsample_axis(x: F32, axis: int, factor: int) -> F32:
     return (a + (b - a) * frac.reshape(shape)).astype(np.float32)
 
 
+def _flat_latent_pixels(lat: F32) -> npt.NDArray[np.bool_]:
+    """Latent pixels inside a 2x2 (or larger) block of one exact vector (a sampled latent
+    never has two equal neighbours: only a corrupted one does)."""
+    same_x = np.zeros(lat.shape[1:], dtype=bool)
+    same_y = np.zeros(lat.shape[1:], dtype=bool)
+    eq_x = (lat[:, :, 1:] == lat[:, :, :-1]).all(axis=0)
+    eq_y = (lat[:, 1:, :] == lat[:, :-1, :]).all(axis=0)
+    same_x[:, 1:] |= eq_x
+    same_x[:, :-1] |= eq_x
+    same_y[1:, :] |= eq_y
+    same_y[:-1, :] |= eq_y
+    return same_x & same_y
+
+
 def decode(latent: F32) -> F32:
     """The stand-in VAE: latent ``(1, 4, h, w)`` -> image ``(1, 3, 8h, 8w)`` in ``[-1, 1]``.
 
-    NaN latent pixels become NaN 8x8 image patches (as a real decoder spreads them).
+    NaN latent pixels become NaN 8x8 image patches (as a real decoder spreads them); a flat
+    region of the latent (one exact vector) decodes to a flat tile, as a broken decoder's
+    output collapses.
     """
     if latent.ndim != 4 or latent.shape[:2] != (1, LATENT_CHANNELS):
         raise ValueError(f"latent must be (1, 4, h, w), got {latent.shape}")
@@ -147,6 +234,11 @@ def decode(latent: F32) -> F32:
     big = _upsample_axis(_upsample_axis(rgb.astype(np.float32), 1, VAE_SCALE), 2, VAE_SCALE)
     texture = rng_for(b"texture", hashlib.sha256(latent.tobytes()).digest())
     big += texture.standard_normal(big.shape, dtype=np.float32) * np.float32(TEXTURE_STD)
+    flat = _flat_latent_pixels(lat)
+    if flat.any():  # a constant latent region collapses to a flat tile of one colour
+        big_flat = np.repeat(np.repeat(flat, VAE_SCALE, axis=0), VAE_SCALE, axis=1)
+        nearest = np.repeat(np.repeat(rgb, VAE_SCALE, axis=1), VAE_SCALE, axis=2)
+        big = np.where(big_flat[None], nearest, big).astype(np.float32)
     image: F32 = np.tanh(big * np.float32(DECODE_GAIN)).astype(np.float32)
     if nan_mask.any():
         big_mask = np.repeat(np.repeat(nan_mask, VAE_SCALE, axis=0), VAE_SCALE, axis=1)

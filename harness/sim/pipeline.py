@@ -23,8 +23,8 @@ Assumptions where the seed is silent (the seed wins if it ever says otherwise):
   required (the last argument is unused, as the seed's ``unused_output.qfp32`` says).
 - Colour blocks appear when the UNet runs the last step and exports ``x_t`` (``k = 0``
   without ``SDXL_EARLY_DECODE_X0``/``SDXL_EXPORT_X0``); stopping early without x0 leaves some
-  residual noise; ``CLML_NO_REUSE_TNN`` other than ``1`` adds colour blocks (and, for some
-  seeds, NaN pixels) in any binary.
+  residual noise; ``CLML_NO_REUSE_TNN`` other than ``1`` adds colour blocks (flat tiles;
+  UNet: in the latent, VAE: in the image, SD1.5: either), never NaN.
 - The VAE always runs MNN's Attention op and needs it in the loaded ``libMNN.so``; the SDXL
   UNet needs it only when ``CLML_MNN_ATTN_BACKEND`` is set. ``libMNN_CL.so`` (from
   ``MNN_CL_LIB``, else the library path) is needed when that backend is ``opencl``.
@@ -271,12 +271,13 @@ def bytes_key(data: bytes) -> bytes:
 
 
 def drift(latent: npt.NDArray[np.float32], key: bytes, seed: int) -> npt.NDArray[np.float32]:
-    """What reusing TNN does to a result: colour blocks, and NaN for some inputs."""
-    rng = imagegen.rng_for(b"tnn-reuse", key, seed)
-    latent = imagegen.colour_blocks(latent, rng, int(rng.integers(3, 8)))
-    if rng.random() < 0.5:
-        latent = imagegen.inject_nan(latent, rng, int(rng.integers(2, 7)))
-    return latent
+    """Reused TNN in the UNet: flat colour blocks in the latent (never NaN; seed: "colour
+    blocks / garbage"); in the VAE (:func:`decode_drift`): flat tiles in the image."""
+    return imagegen.colour_blocks(latent, imagegen.rng_for(b"tnn-reuse", key, seed))
+
+
+def decode_drift(image: npt.NDArray[np.float32], key: bytes, seed: int) -> npt.NDArray[np.float32]:
+    return imagegen.image_blocks(image, imagegen.rng_for(b"tnn-reuse-vae", key, seed))
 
 
 def banner(phone: Phone, title: str) -> None:
@@ -315,11 +316,16 @@ def run_sd15(phone: Phone, argv: list[str]) -> int:
         out(f"[SD15] step {step}/{steps} {step_s:.4f} s")
     out(f"[Perf] steps={steps} total_s={fmt(total)} s/step={fmt(total / steps)}")
     latent = imagegen.synth_latent(ids, seed, steps, SD15_GUIDANCE, SD15_SIZE_PX, SD15_SIZE_PX)
-    if reuse:
-        latent = drift(latent, imagegen.prompt_key(ids), seed)
+    key = imagegen.prompt_key(ids)
+    in_unet = imagegen.rng_for(b"tnn-where", key, seed).random() < 0.5  # UNet's or VAE's TNN
+    if reuse and in_unet:
+        latent = drift(latent, key, seed)
     vae_s = phone.spend(speed.SD15_VAE_S, speed.VAE_POWER_W)
     out(f"[SD15] VAE decode {vae_s:.3f} s")
-    write_array(device_path(SD15_OUTPUT), SD15_OUTPUT, imagegen.decode(latent))
+    image = imagegen.decode(latent)
+    if reuse and not in_unet:
+        image = decode_drift(image, key, seed)
+    write_array(device_path(SD15_OUTPUT), SD15_OUTPUT, image)
     out(f"[SD15] saved {SD15_OUTPUT} (1x3x{SD15_SIZE_PX}x{SD15_SIZE_PX} float32)")
     return 0
 
@@ -462,8 +468,7 @@ def unet_loop(phone: Phone, a: SdxlArgs, k: int, x0: bool, cond: npt.NDArray[np.
     latent = imagegen.synth_latent(cond, a.seed, a.steps, a.guidance, a.height, a.width)
     key = imagegen.prompt_key(cond)
     if not x0 and k == 0:
-        latent = imagegen.colour_blocks(latent, imagegen.rng_for(b"last-step", key, a.seed),
-                                        2 + a.seed % 4)
+        latent = imagegen.colour_blocks(latent, imagegen.rng_for(b"last-step", key, a.seed))
     elif not x0:
         latent = imagegen.residual_noise(latent, imagegen.rng_for(b"x_t", key, a.seed),
                                          RESIDUAL_NOISE_PER_STEP * k / a.steps)
@@ -535,9 +540,9 @@ def run_vae(phone: Phone, argv: list[str]) -> int:
         it_s = phone.spend(per_it, speed.VAE_POWER_W)
         total += it_s
         out(f"[VAE] iter {i + 1}/{iters} {it_s:.3f} s")
-    if reuse:
-        latent = drift(latent, bytes_key(data), 0)
     image = imagegen.decode(latent)
+    if reuse:
+        image = decode_drift(image, bytes_key(data), 0)
     out(f"[Perf] iters={iters} warmup={warmup} s/it={fmt(total / iters)}")
     problem = cwd_write_error()
     if problem is not None:

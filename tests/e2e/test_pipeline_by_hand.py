@@ -81,32 +81,32 @@ def _image(device: adbutils.AdbDevice, path: str) -> np.ndarray:
 
 
 def test_failure_1_tnn_reuse_drift_paints_colour_blocks(sim_farm: SimFarm, assets: Path) -> None:
-    from harness.run.diagnose import colour_blocks
+    from harness.run.blocks import find_image_blocks
 
     device = pushed(sim_farm, "sm8650-16g", assets)
     assert _sdxl_unet(device).returncode == 0
     clean = sh(device, handrun.SDXL_VAE_ENV, handrun.SDXL_VAE_ARGV, TMP)
     assert clean.returncode == 0
-    assert colour_blocks(_image(device, handrun.SDXL_OUTPUT)).blocks == 0
+    assert not find_image_blocks(_image(device, handrun.SDXL_OUTPUT)).boxes
     drift_env = {**handrun.SDXL_VAE_ENV, "CLML_NO_REUSE_TNN": "0"}
     drift = sh(device, drift_env, handrun.SDXL_VAE_ARGV, TMP)
     assert drift.returncode == 0, "the real binary does not notice its own drift"
-    assert colour_blocks(_image(device, handrun.SDXL_OUTPUT)).blocks > 0
+    assert find_image_blocks(_image(device, handrun.SDXL_OUTPUT)).found
 
 
 def test_failure_2_k0_without_x0_gives_end_colour_blocks(sim_farm: SimFarm, assets: Path) -> None:
-    from harness.run.diagnose import colour_blocks
+    from harness.run.blocks import find_image_blocks
 
     device = pushed(sim_farm, "sm8650-16g", assets)
     run = _sdxl_unet(device, SDXL_EARLY_DECODE_K="0", SDXL_EARLY_DECODE_X0=None)
     assert run.returncode == 0
     assert sh(device, handrun.SDXL_VAE_ENV, handrun.SDXL_VAE_ARGV, TMP).returncode == 0
-    assert colour_blocks(_image(device, handrun.SDXL_OUTPUT)).blocks > 0
+    assert find_image_blocks(_image(device, handrun.SDXL_OUTPUT)).found
     fixed = _sdxl_unet(device, SDXL_EARLY_DECODE_K="0", SDXL_EARLY_DECODE_X0=None,
                        SDXL_EXPORT_X0="1")
     assert fixed.returncode == 0
     assert sh(device, handrun.SDXL_VAE_ENV, handrun.SDXL_VAE_ARGV, TMP).returncode == 0
-    assert colour_blocks(_image(device, handrun.SDXL_OUTPUT)).blocks == 0
+    assert not find_image_blocks(_image(device, handrun.SDXL_OUTPUT)).boxes
 
 
 def test_failure_3_tmp_first_in_ld_library_path_loses_attention(sim_farm: SimFarm,

@@ -89,6 +89,8 @@ def test_sd15_512_produces_a_png(tmp_path: Path, sim_farm: SimFarm, farm_file: P
     ("recipe", "sets", "status", "expect"),
     [
         ("sdxl-1024", ["vae.env.CLML_NO_REUSE_TNN=0"], "ok", "CLML_NO_REUSE_TNN"),
+        ("sdxl-1024", ["unet.env.CLML_NO_REUSE_TNN=0"], "ok", "CLML_NO_REUSE_TNN"),
+        ("sd15-512", ["pipeline.env.CLML_NO_REUSE_TNN=0"], "ok", "CLML_NO_REUSE_TNN"),
         ("sdxl-1024", ["early_decode_k=0", "unet.unset=SDXL_EXPORT_X0",
                        "unet.unset=SDXL_EARLY_DECODE_X0"], "ok", "SDXL_EXPORT_X0"),
         ("sdxl-1024", ["vae.env.LD_LIBRARY_PATH=/data/local/tmp:/data/local/tmp/MNN_fuse:"
@@ -117,6 +119,11 @@ def test_failure_modes_end_with_the_right_diagnosis(tmp_path: Path, sim_farm: Si
     assert code == (0 if status == "ok" else 5)
     text = summary["diagnosis"] if status == "failed" else " ".join(summary["verdicts"])
     assert expect in text
+    if status == "ok":  # the corruption is colour blocks, found as such (not NaN)
+        assert "colour blocks over" in text and "NaN" not in text, text
+        overlays = [path for step in summary["steps"]
+                    for name, path in step["outputs"].items() if name.endswith(".blocks")]
+        assert overlays and all((tmp_path / p).exists() for p in overlays), summary["steps"]
     with Store.open(tmp_path / "results.sqlite") as store:
         run = store.get_run(summary["run_id"]).run
         assert run.status == status

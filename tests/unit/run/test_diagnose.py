@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import pytest
 
 from harness.recipes.lint import RULES, Finding
-from harness.run.diagnose import BlockReport, diagnose_failure, diagnose_output, lmkd_kills
+from harness.run.blocks import BlockReport
+from harness.run.diagnose import diagnose_failure, diagnose_output, lmkd_kills
 
 SDXL = "/data/local/tmp/sdxl_pipeline_run"
 SD15 = "/data/local/tmp/sd15_pipeline_run"
@@ -17,6 +18,13 @@ LMKD_SDXL = ("12-02 00:01:02.345   612   612 I lowmemorykiller: Kill 'sdxl_pipel
              "uid 2000, oom_score_adj 0 to free 9123456kB rss, 0kB swap; reason: critical")
 LMKD_APP = ("12-02 00:01:01.000   612   612 I lowmemorykiller: Kill 'com.example.app' (7001), "
             "uid 10123, oom_score_adj 900 to free 183456kB rss, 0kB swap; reason: low")
+
+
+def blocks(side: int, flagged_side: int) -> BlockReport:
+    """An image report: one flat square of ``flagged_side`` px in a ``side`` px image."""
+    boxes = ((0, 0, flagged_side, flagged_side),) if flagged_side else ()
+    return BlockReport("image", side, side, boxes, flagged_side * flagged_side,
+                       flagged_side or None)
 
 
 def finding(rule: str, step: str | None = "unet") -> Finding:
@@ -141,26 +149,26 @@ def test_rules_are_tried_in_order() -> None:
 
 def test_clean_output_has_no_verdict() -> None:
     findings = [finding("CLML_NO_REUSE_TNN", "vae")]
-    assert diagnose_output(BlockReport(1024, 0), 0, findings) is None
+    assert diagnose_output(blocks(1024, 0), 0, findings) is None
     assert diagnose_output(None, 0, findings) is None
 
 
 def test_nan_and_blocks_are_reported_with_likely_causes() -> None:
     findings = [finding("CLML_NO_REUSE_TNN", "vae"), finding("EARLY_DECODE_X0", "unet"),
                 finding("VAE_CWD", "vae")]
-    text = diagnose_output(BlockReport(1024, 12), 7, findings)
+    text = diagnose_output(blocks(1024, 512), 7, findings)
     assert text is not None
     head, _, causes = text.partition("; likely cause: ")
-    assert head == "7 NaN values, colour blocks in 12 of 1024 tiles"
+    assert head == "7 NaN values, colour blocks over 25.0 % of the image (1 flat regions, tile 512 px)"
     assert "CLML_NO_REUSE_TNN message" in causes and "EARLY_DECODE_X0 message" in causes
     assert RULES["CLML_NO_REUSE_TNN"].reason in causes
     assert "VAE_CWD" not in causes  # not a cause of a bad picture
 
 
 @pytest.mark.parametrize(("blocks", "nan", "want"), [
-    (BlockReport(16, 3), 0, "colour blocks in 3 of 16 tiles"),
+    (blocks(64, 32), 0, "colour blocks over 25.0 % of the image (1 flat regions, tile 32 px)"),
     (None, 5, "5 NaN values"),
-    (BlockReport(0, 0), 1, "1 NaN values"),
+    (blocks(64, 0), 1, "1 NaN values"),
 ])
 def test_one_problem_without_a_known_cause(blocks: BlockReport | None, nan: int,
                                            want: str) -> None:
@@ -168,5 +176,5 @@ def test_one_problem_without_a_known_cause(blocks: BlockReport | None, nan: int,
 
 
 def test_block_fraction() -> None:
-    assert BlockReport(8, 2).fraction == 0.25
-    assert BlockReport(0, 0).fraction == 0.0
+    assert blocks(8, 4).fraction == 0.25
+    assert BlockReport("image", 0, 0, (), 0, None).fraction == 0.0

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.sim import assets, pipeline, speed
+from harness.run.blocks import find_image_blocks, find_latent_blocks
+from harness.sim import assets, imagegen, pipeline, speed
 from tests.simphone import (
     LATENT,
     SD15_ARGS,
@@ -26,8 +27,6 @@ from tests.simphone import (
     VAE_ARGS,
     VAE_ENV,
     TinyPhone,
-    blocky_tiles,
-    constant_latent_tiles,
     make_phone,
 )
 
@@ -81,7 +80,7 @@ def test_sd15_clean_run(phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
     assert float(per_step) == pytest.approx(float(total) / 20, rel=1e-4)
     image = phone.read(SD15_OUT, SD15_SHAPE)
     assert np.isfinite(image).all() and image.min() >= -1 and image.max() <= 1
-    assert blocky_tiles(image) == 0
+    assert not find_image_blocks(image).boxes
     assert phone.state.processes() == []  # unregistered at exit
 
 
@@ -95,7 +94,7 @@ def test_sdxl_split_unet_then_vae(phone: TinyPhone, monkeypatch: pytest.MonkeyPa
     assert per_step == pytest.approx(speed.SDXL_UNET_STEP_S, rel=0.03)
     assert loop_s == pytest.approx(18 * per_step, rel=1e-4)  # k=2: 18 of 20 steps
     latent = phone.read(LATENT, LATENT_SHAPE)
-    assert constant_latent_tiles(latent) == 0 and np.isfinite(latent).all()
+    assert not find_latent_blocks(latent).boxes and np.isfinite(latent).all()
 
     code, out, err = run(monkeypatch, capsys, "sdxl_vae_decoder_run", VAE_ARGS, VAE_ENV,
                          cwd=phone.tmp)
@@ -103,7 +102,7 @@ def test_sdxl_split_unet_then_vae(phone: TinyPhone, monkeypatch: pytest.MonkeyPa
     assert float(found(PERF_VAE, out).group(1)) == pytest.approx(
         speed.SDXL_VAE_S, rel=0.05)
     image = phone.read(f"{TMP}/output/sdxl_vae_out.qfp32", SDXL_SHAPE)
-    assert np.isfinite(image).all() and blocky_tiles(image) == 0
+    assert np.isfinite(image).all() and not find_image_blocks(image).boxes
 
 
 def test_outputs_are_deterministic_and_follow_prompt_and_seed(
@@ -144,12 +143,43 @@ def test_speed_factor_and_heat_slow_the_printed_figures(
 
 # ---- failure modes -------------------------------------------------------------------------
 
-def test_tnn_reuse_corrupts_output_but_exits_zero(
+@pytest.mark.parametrize("seed", ["0", "1", "2", "3"])
+def test_sd15_tnn_reuse_paints_colour_blocks_not_nan(
         phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, {})
+        capsys: pytest.CaptureFixture[str], seed: str) -> None:
+    code, out, _ = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS,
+                       {"SD15_SEED": seed})
     assert code == 0 and "tensor reuse (TNN): ON" in out
-    assert blocky_tiles(phone.read(SD15_OUT, SD15_SHAPE)) >= 1
+    image = phone.read(SD15_OUT, SD15_SHAPE)
+    assert np.isfinite(image).all()
+    assert find_image_blocks(image).found
+
+
+@pytest.mark.parametrize("seed", ["0", "5"])
+def test_sdxl_unet_tnn_reuse_blocks_the_latent_and_the_decoded_image(
+        phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], seed: str) -> None:
+    args = [*UNET_ARGS[:6], seed, *UNET_ARGS[7:]]
+    code, _, err = run(monkeypatch, capsys, "sdxl_pipeline_run", args,
+                       {**UNET_ENV, "CLML_NO_REUSE_TNN": "0"})
+    assert code == 0, err
+    latent = phone.read(LATENT, LATENT_SHAPE)
+    assert np.isfinite(latent).all() and find_latent_blocks(latent).found
+    code, _, err = run(monkeypatch, capsys, "sdxl_vae_decoder_run", VAE_ARGS, VAE_ENV,
+                       cwd=phone.tmp)
+    assert code == 0, err
+    image = phone.read(f"{TMP}/output/sdxl_vae_out.qfp32", SDXL_SHAPE)
+    assert np.isfinite(image).all() and find_image_blocks(image).found
+
+
+def test_sdxl_vae_tnn_reuse_blocks_the_image(phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(monkeypatch, capsys, "sdxl_pipeline_run", UNET_ARGS, UNET_ENV)[0] == 0
+    code, _, err = run(monkeypatch, capsys, "sdxl_vae_decoder_run", VAE_ARGS,
+                       {**VAE_ENV, "CLML_NO_REUSE_TNN": "0"}, cwd=phone.tmp)
+    assert code == 0, err
+    image = phone.read(f"{TMP}/output/sdxl_vae_out.qfp32", SDXL_SHAPE)
+    assert np.isfinite(image).all() and find_image_blocks(image).found
 
 
 @pytest.mark.parametrize(("k", "switch", "blocks"), [
@@ -165,7 +195,9 @@ def test_sdxl_last_step_colour_blocks(phone: TinyPhone, monkeypatch: pytest.Monk
     code, out, _ = run(monkeypatch, capsys, "sdxl_pipeline_run", UNET_ARGS, env)
     assert code == 0
     assert f"running {20 - int(k)}/20 steps" in out or k == "0"
-    assert (constant_latent_tiles(phone.read(LATENT, LATENT_SHAPE)) > 0) is blocks
+    latent = phone.read(LATENT, LATENT_SHAPE)
+    assert find_latent_blocks(latent).found is blocks
+    assert find_image_blocks(imagegen.decode(latent)).found is blocks
 
 
 def test_missing_library_path_is_a_link_error(phone: TinyPhone,
