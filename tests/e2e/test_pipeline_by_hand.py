@@ -201,8 +201,22 @@ def test_failure_6_heat_throttles_and_idle_cools(sim_farm: SimFarm, assets: Path
     for _ in range(3):
         s_per_step()
     assert battery_c() > before, "runs warm the phone"
+    # Held at 95 °C while it runs: the phone cools in simulated time, which is wall time
+    # scaled, so on a busy host it would cool before the binary even started.
+    held = threading.Event()
+
+    def hold_hot() -> None:
+        while not held.wait(0.05):
+            state.set_temperature(95.0)
+
     state.set_temperature(95.0)
-    hot = s_per_step()
+    holder = threading.Thread(target=hold_hot)
+    holder.start()
+    try:
+        hot = s_per_step()
+    finally:
+        held.set()
+        holder.join()
     assert hot > cool * 1.1, "a hot phone throttles"
     zone = int(device.shell("cat /sys/class/thermal/thermal_zone0/temp"))
     time.sleep(1.5)
