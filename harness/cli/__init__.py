@@ -15,12 +15,20 @@ from rich.markup import escape
 
 from harness import __version__
 from harness.console import err
-from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
+from harness.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
+
+MAX_ERROR_CHARS = 1000  # a message quoting a huge value stays one readable line
+
+
+def _one_line(text: str) -> str:
+    """One printable line: no line breaks, lone surrogates (undecodable argv bytes) escaped."""
+    text = " ".join(text.split("\n")).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}"
-              + (f" [dim]({escape(hint)})[/]" if hint else ""),
+    err.print(f"[bold red]error:[/] {escape(_one_line(message))}"
+              + (f" [dim]({escape(_one_line(hint))})[/]" if hint else ""),
               markup=True)
     sys.exit(code)
 
@@ -44,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
               exc.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", None, EXIT_INTERRUPTED)
+    except OSError as exc:  # the host's file system refused (permissions, a full disk, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", None, EXIT_ERROR)
     sys.exit(0)
 
 

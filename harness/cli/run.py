@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.options import emit_json, farm_option
+from harness.cli.options import FiniteFloat, emit_json, farm_option
 from harness.console import err, out
 from harness.errors import EXIT_RUN_FAILED
 
@@ -31,23 +31,28 @@ from harness.errors import EXIT_RUN_FAILED
               help="Results database (default $HARNESS_HOME/results.sqlite).")
 @click.option("--logs-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("logs"), show_default=True, help="Where run folders go.")
-@click.option("--lease-wait", type=float, default=0.0, show_default=True,
+@click.option("--lease-wait", type=FiniteFloat(min=0, max=7 * 24 * 3600), default=0.0,
+              show_default=True,
               help="Seconds to wait for a phone another harness job holds.")
 @click.option("--recipes-dir", "recipes_dirs", multiple=True,
               type=click.Path(file_okay=False, path_type=Path), help="Extra recipe folder.")
 @click.option("--tokenizer-dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="A model's own vocab.json + merges.txt.")
 @click.option("--no-sync", is_flag=True, help="Do not sync the recipe's asset sets first.")
+@click.option("--verify", is_flag=True, help="Hash every synced file on the phone and repair "
+              "mismatches (catches same-size corruption).")
 @click.option("--quiet", "-q", is_flag=True, help="No live output lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None,
             seed: int | None, set_pairs: tuple[str, ...], farm_path: Path | None,
             db_path: Path | None, logs_dir: Path, lease_wait: float,
             recipes_dirs: tuple[Path, ...], tokenizer_dir: Path | None, no_sync: bool,
-            quiet: bool, as_json: bool) -> None:
+            verify: bool, quiet: bool, as_json: bool) -> None:
     """Run a recipe on a phone: sync, tokenize, run each step, parse [Perf], pull PNGs, store."""
     from harness.run.runner import RunEvents, RunRequest, run_recipe
 
+    if verify and no_sync:
+        raise click.UsageError("--verify checks the synced files: it cannot go with --no-sync")
     values: dict[str, Any] = {}
     for key, value in (("prompt", prompt), ("negative_prompt", negative), ("seed", seed)):
         if value is not None:
@@ -61,7 +66,7 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
             highlight=False)) if live else (lambda step, stream, text: None),
     )
     request = RunRequest(recipe, selector, values, set_pairs, farm_path, db_path, logs_dir,
-                         lease_wait, recipes_dirs, tokenizer_dir, not no_sync)
+                         lease_wait, recipes_dirs, tokenizer_dir, not no_sync, verify)
     if live and err.is_terminal:
         from rich.progress import (
             BarColumn,
