@@ -72,7 +72,7 @@ def prepare(case: dict[str, Any], tmp: Path, home: Path) -> list[str]:
         _write(target, value)
     argv = [_arg(a, tmp, home) for a in case["argv"]]
     if argv[:1] == ["run"]:
-        if "--farm" not in argv:
+        if "--farm" not in argv and not case.get("phone"):
             (tmp / "_nofarm.yaml").write_text(NO_FARM)
             argv += ["--farm", str(tmp / "_nofarm.yaml")]
         if "--device" not in argv and "-d" not in argv:

@@ -105,7 +105,7 @@ def check_temporaries(serial: str, device: Device) -> list[Finding]:
         return [Finding(Level.WARN, serial, f"cannot look for harness temporaries: {exc}")]
     count, size = parse_temporaries(out)
     if not count:
-        return [Finding(Level.OK, serial, "no harness temporaries on the phone")]
+        return [Finding(Level.OK, serial, "0 bytes of harness temporaries on the phone")]
     return [Finding(Level.WARN, serial,
                     f"{size} bytes ({size / 1e6:.1f} MB) of harness temporaries in {count} "
                     "path(s), left by interrupted pushes",
