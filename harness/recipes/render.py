@@ -32,17 +32,24 @@ LATENT_CHANNELS = 4
 _TEMPLATE_KEYS_FIRST = ("device_tmp", "omit")
 
 
-MAX_POWER_EXPONENT = 1000  # `{{ 9 ** 9 ** 9 }}` would compute for ever in the sandbox
+MAX_POWER_EXPONENT = 1000  # `{{ 7 ** 999999999 }}` would compute for minutes in the sandbox
+MAX_REPEAT_ITEMS = 1_000_000  # `{{ "a" * 10 ** 9 }}` would build a gigabyte string
 
 
 class _Sandbox(SandboxedEnvironment):
-    """Jinja's sandbox, plus a bound on ``**`` (it does not bound arithmetic itself)."""
+    """Jinja's sandbox, plus bounds on ``**`` and on repeating a string or list with ``*``
+    (the sandbox bounds ``range`` only)."""
 
-    intercepted_binops = frozenset(["**"])
+    intercepted_binops = frozenset(["**", "*"])
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER_EXPONENT:
             raise ValueError(f"exponent {right} is too large")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(count, int) \
+                        and len(seq) * count > MAX_REPEAT_ITEMS:
+                    raise ValueError(f"repeating {len(seq)} item(s) {count} times is too much")
         return super().call_binop(context, operator, left, right)
 
 
