@@ -429,7 +429,7 @@ class Syncer:
         try:
             with SyncClient(self.device) as client:
                 client.push_many(items, on_chunk)
-        except DeviceError:
+        except BaseException:  # a full disk, a lost phone, a vanished local file, Ctrl-C
             self._remove_own_tmp(plans, token)
             raise
         out = self.device.run(f"sh {devshell.quote(script)}; rc=$?; "
