@@ -74,7 +74,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> PosDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
-            raise ConfigError(f"{_mark(loader, key_node)}: keys must be strings, not {key!r}")
+            raise ConfigError(f"{_mark(loader, key_node)}: keys must be strings, not "
+                              f"{quote(key)}")
         if key in result:
             raise ConfigError(f"{_mark(loader, key_node)}: duplicate key {key!r} "
                               f"(first at line {result.key_pos[key].line})")
@@ -94,19 +95,68 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+MAX_EXPANDED_NODES = 200_000  # a recipe has hundreds; a "billion laughs" bomb has billions
+MAX_QUOTE_CHARS = 200  # how much of a value an error message quotes
+
+
+def quote(value: Any) -> str:
+    """``repr(value)`` cut to :data:`MAX_QUOTE_CHARS` (errors stay one readable line)."""
+    text = repr(value)
+    if len(text) > MAX_QUOTE_CHARS:
+        text = text[: MAX_QUOTE_CHARS - 1] + "…"
+    return text
+
+
+def _check_expansion(root: yaml.Node | None, source: str) -> None:
+    """Refuse a document whose aliases expand to more than MAX_EXPANDED_NODES nodes.
+
+    Aliases share one node, so the graph is small; its expansion (what a consumer walking
+    the data sees) is computed bottom-up with one memo entry per distinct node.
+    """
+    if root is None:
+        return
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        total = 1 + sum(sizes.get(id(c), 1) for c in children)
+        if total > MAX_EXPANDED_NODES:
+            raise ConfigError(f"{source}:{node.start_mark.line + 1}: aliases expand to more "
+                              f"than {MAX_EXPANDED_NODES} values (an alias bomb?)")
+        sizes[id(node)] = total
+
+
 def load_yaml_text(text: str, source: str) -> Any:
     """Parse YAML text; ``source`` names it in positions and errors."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters up front
+        raise ConfigError(f"{source}: YAML error: {str(exc)[:MAX_QUOTE_CHARS]}") from None
     loader.source = source
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        _check_expansion(node, source)
+        return None if node is None else loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         problem = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(f"{source}:{line}: YAML syntax error: {problem}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: YAML error: {exc}") from exc
+        raise ConfigError(f"{source}: YAML error: {str(exc)[:MAX_QUOTE_CHARS]}") from exc
     finally:
         loader.dispose()
 
@@ -117,6 +167,10 @@ def load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                          f"at offset {exc.start})") from exc
     return load_yaml_text(text, str(path))
 
 
@@ -142,7 +196,7 @@ def check_keys(data: PosDict, allowed: Iterable[str], what: str) -> None:
     allowed = list(allowed)
     for key in data:
         if key not in allowed:
-            raise ConfigError(f"{data.pos_of(key)}: unknown key {key!r} in {what}"
+            raise ConfigError(f"{data.pos_of(key)}: unknown key {quote(key)} in {what}"
                               f"{suggest(key, allowed)}; allowed: {', '.join(allowed)}")
 
 
@@ -162,7 +216,7 @@ def expect(container: Any, key: str | int, types: tuple[type, ...], what: str) -
         ok = True
     if not ok:
         raise ConfigError(f"{pos_of(container, key)}: {what} must be {type_name(types)}, "
-                          f"not {type(value).__name__} {value!r}")
+                          f"not {type(value).__name__} {quote(value)}")
     return value
 
 

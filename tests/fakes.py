@@ -15,6 +15,7 @@ process by one tick (one output chunk, or its exit), so no test depends on the w
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import posixpath
 import re
@@ -308,6 +309,8 @@ class FakeDevice(Device):
             return 0, b"", b""  # folders are implicit in a dict of files
         if m := SHA256_RE.match(line):
             return self._sha256sum(_word(m[1]), _word(m[2]))
+        if line.startswith("find ") and " -exec rm -rf {} + 2>/dev/null;" in line:
+            return self._sweep(line)
         if line == "df -k /data/local/tmp 2>/dev/null | tail -n 1":
             used = sum(len(v) for v in self.files.values()) // 1024
             return 0, (f"/dev/block/dm-48 {used + self.free_kb} {used} {self.free_kb} 1% "
@@ -410,6 +413,24 @@ class FakeDevice(Device):
             case ["mv", "-f", src, dest] | ["mv", src, dest]:
                 return self._move(src, dest)
         raise NotEmulated(f"finish script command: {argv}")
+
+    def _sweep(self, line: str) -> tuple[int, bytes, bytes]:
+        """Sync's clean-up of temporaries (``find ROOTS -name PATTERN -prune -exec rm -rf``),
+        optionally followed by its space probe (``df -k``, a mark, ``stat -f -c '%S %d'``)."""
+        m = re.search(r"-name ('[^']*'|\S+) -prune", line)
+        assert m is not None, line
+        pattern = _word(m[1])
+        for path in [p for p in self.files if fnmatch.fnmatch(posixpath.basename(p), pattern)]:
+            self._remove(path)
+        for folder in re.findall(r"rm -rf ('[^']*'|\S+) 2>/dev/null;", line):
+            self._remove(_word(folder))
+        out = ""
+        if "df -k " in line:
+            used = sum(len(v) for v in self.files.values()) // 1024
+            out += f"/dev/block/dm-48 {used + self.free_kb} {used} {self.free_kb} 1% /data\n"
+        if "echo @@harness-sync:" in line:
+            out += "@@harness-sync:\n4096 1000000\n"
+        return 0, out.encode(), b""
 
     def _sha256sum(self, listing: str, removed: str) -> tuple[int, bytes, bytes]:
         paths = self.files.get(listing, b"").decode().split("\0")

@@ -99,6 +99,9 @@ def confine_dest(dest: str, where: Pos | str,
     """Normalise a device destination and refuse one outside ``allowed_roots``."""
     if not dest or "\0" in dest or "\n" in dest:
         raise ConfigError(f"{where}: bad device path {dest!r}")
+    if "{{" in dest or "{%" in dest or "}}" in dest:
+        raise ConfigError(f"{where}: device path {dest!r} holds an unrendered template "
+                          "(asset dest is not a template: only src and root are)")
     if ".." in dest.split("/"):
         raise ConfigError(f"{where}: device path {dest!r} may not contain '..'")
     full = dest if dest.startswith("/") else posixpath.join(DEVICE_TMP, dest)
@@ -137,6 +140,11 @@ class _Templates:
             rendered = self.env.from_string(text).render(self.context)
         except TemplateError as exc:
             raise ConfigError(f"{where}: {exc.message or exc}") from exc
+        except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+            raise ConfigError(f"{where}: template {text!r} failed: {type(exc).__name__}: "
+                              f"{exc}") from exc
+        if not rendered.strip() or "\0" in rendered:
+            raise ConfigError(f"{where}: {text!r} renders to no usable path")
         return Path(rendered).expanduser()
 
 
@@ -198,6 +206,7 @@ def load_asset_sets(extra_dirs: Sequence[Path] = (),
         path = directory / ASSETS_FILE
         if path.is_file():
             found.update(_load_file(path, config, tpl))
+    config.check_set_names(found)
     return found
 
 

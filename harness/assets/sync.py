@@ -30,6 +30,7 @@ files of 4 GiB or more compare modulo 2**32 in the listing (the sha256 still dif
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import logging
 import os
@@ -53,7 +54,7 @@ from harness.device.errors import (
     DeviceNotFound,
     DeviceOffline,
 )
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,12 @@ SECTION = "@@harness-sync:"
 MANIFEST_VERSION = 1
 U32 = 0xFFFFFFFF  # sync v1 listings carry 32-bit sizes
 FREE_SPACE_MARGIN_BYTES = 16 * 1024 * 1024  # leave the phone's /data some room
+DEVICE_TMP = "/data/local/tmp"
+DEFAULT_BLOCK_BYTES = 4096  # ext4 and f2fs on phones; used when `stat -f` says nothing
+MAX_BLOCK_BYTES = 1024 * 1024  # a block size above this is a misread, not a filesystem
+# An inode (256 bytes on ext4, f2fs keeps one 4 KiB node block per inode but packs small
+# files inline) plus a directory entry: what a file costs beyond its data blocks.
+INODE_OVERHEAD_BYTES = 512
 HASH_WORKERS = 4
 VERIFY_PARALLEL = 4  # sha256sum processes on the phone
 SYNC_RETRIES = 3  # times a sync starts again after its connection or adb server died
@@ -385,10 +392,18 @@ class Syncer:
         self.round_trips += batches
         return [plan_set(s, local[s.name], remote, delete) for s in sets]
 
-    def _free_kb(self) -> int | None:
-        out = self._shell("df -k /data/local/tmp 2>/dev/null | tail -n 1", timeout=60)
-        cols = out.split()
-        return int(cols[3]) if len(cols) >= 4 and cols[3].isdigit() else None
+    def _probe_space(self, plans: Sequence[SetPlan]) -> DiskSpace:
+        """One round trip: remove every harness temporary left by dead pushes (we hold the
+        phone's lease, so none is in use), then read free space, block size, free inodes."""
+        roots = _tmp_roots(plans)
+        out = self._shell(
+            f"find {' '.join(devshell.quote(r) for r in roots)} -name '*{TMP_MARK}*' -prune "
+            f"-exec rm -rf {{}} + 2>/dev/null; rm -rf {devshell.quote(SCRIPT_DIR)} 2>/dev/null; "
+            f"df -k {DEVICE_TMP} 2>/dev/null | tail -n 1; echo {SECTION}; "
+            f"stat -f -c '%S %d' {DEVICE_TMP} 2>/dev/null; true", timeout=600)
+        for plan in plans:
+            plan.stale_tmp = []  # removed above
+        return parse_space(out)
 
     def sync(self, sets: Sequence[AssetSet], delete: bool = False,
              progress: ProgressFn | None = None, verify: bool = False) -> SyncResult:
@@ -416,7 +431,8 @@ class Syncer:
                      self.device.serial, p.asset_set, len(p.push), len(p.delete),
                      len(p.repaired), len(p.local),
                      "" if p.manifest_current else "; manifest out of date")
-        self._check_space(needed)
+        if needed or any(p.push for p in plans):
+            self._check_space(plans, self._probe_space(plans))
         if any(p.push or p.chmod or p.delete or p.stale_tmp or not p.manifest_current
                for p in plans):
             self._apply(plans, progress)
@@ -432,17 +448,24 @@ class Syncer:
             result = self.verify(plans, result)
         return result
 
-    def _check_space(self, needed: int) -> None:
-        free_kb = self._free_kb() if needed else None
-        if free_kb is not None:
-            free = free_kb * 1024
-            if needed + FREE_SPACE_MARGIN_BYTES > free:
-                short = needed + FREE_SPACE_MARGIN_BYTES - free
-                raise InsufficientSpace(
-                    f"needs {needed / 1e6:.1f} MB on /data but only {free / 1e6:.1f} MB "
-                    f"are free (short by {short / 1e6:.1f} MB); nothing was pushed",
-                    serial=self.device.serial, hint="free space on the phone or sync fewer "
-                                                    "sets")
+    def _check_space(self, plans: Sequence[SetPlan], space: DiskSpace) -> None:
+        needed = space_needed(plans, space.block_bytes)
+        files = sum(len(p.push) for p in plans) + 2 * len(plans) + 1
+        if space.free_inodes is not None and files > space.free_inodes:
+            raise InsufficientSpace(
+                f"needs {files} files on /data but only {space.free_inodes} inodes are free; "
+                "nothing was pushed", serial=self.device.serial,
+                hint="delete files on the phone or sync fewer sets")
+        if space.free_bytes is None:
+            return
+        free = space.free_bytes
+        if needed + FREE_SPACE_MARGIN_BYTES > free:
+            short = needed + FREE_SPACE_MARGIN_BYTES - free
+            raise InsufficientSpace(
+                f"needs {needed / 1e6:.1f} MB on /data (with {space.block_bytes}-byte blocks) "
+                f"but only {free / 1e6:.1f} MB are free (short by {short / 1e6:.1f} MB); "
+                "nothing was pushed",
+                serial=self.device.serial, hint="free space on the phone or sync fewer sets")
 
     def _apply(self, plans: Sequence[SetPlan], progress: ProgressFn | None) -> None:
         token = uuid.uuid4().hex[:10]
@@ -462,8 +485,12 @@ class Syncer:
         items.append(PushItem(script, 0o755, int(time.time()),
                               data=_finish_script(plans, token).encode()))
         self.round_trips += 1
-        with SyncClient(self.device) as client:
-            client.push_many(items, on_chunk)
+        try:
+            with SyncClient(self.device) as client:
+                client.push_many(items, on_chunk)
+        except BaseException:  # a full disk, a lost phone, a vanished local file, Ctrl-C
+            self._remove_own_tmp(plans, token)
+            raise
         out = self.device.run(f"sh {devshell.quote(script)}; rc=$?; "
                               f"rm -f {devshell.quote(script)}; exit $rc", timeout=600)
         self.round_trips += 1
@@ -471,8 +498,22 @@ class Syncer:
             raise out.failed(f"sync could not put files in place: "
                              f"{out.err.strip().splitlines()[-1:] or out.exit_code}")
 
+    def _remove_own_tmp(self, plans: Sequence[SetPlan], token: str) -> None:
+        """After a failed push: remove what this push left under temporary names (a full
+        disk must not stay full). Best effort: if the phone is gone, the next sync's
+        :meth:`_probe_space` removes them."""
+        roots = [*_tmp_roots(plans), MANIFEST_DIR, SCRIPT_DIR]
+        command = (f"find {' '.join(devshell.quote(r) for r in roots)} "
+                   f"-name {devshell.quote('*' + TMP_MARK + token + '*')} -prune "
+                   f"-exec rm -rf {{}} + 2>/dev/null; "
+                   f"rm -f {devshell.quote(f'{SCRIPT_DIR}/finish-{token}.sh')}; true")
+        with contextlib.suppress(HarnessError):
+            self.round_trips += 1
+            self.device.run(command, timeout=600)
+
     def verify(self, plans: Sequence[SetPlan], result: SyncResult) -> SyncResult:
         """Hash every file on the phone and compare; mismatches are pushed again."""
+        start = time.monotonic()
         paths = [f.remote for p in plans for f in p.local]
         want = {f.remote: f.sha256 for p in plans for f in p.local}
         # NUL-separated, so that xargs -0 (toybox has it) needs no tr on the phone.
@@ -483,22 +524,106 @@ class Syncer:
         out = self._shell(f"xargs -0 -n 64 -P {VERIFY_PARALLEL} sha256sum "
                           f"< {devshell.quote(script)} 2>/dev/null; "
                           f"rm -f {devshell.quote(script)}; true", timeout=3600)
-        got = {}
-        for line in out.splitlines():
-            digest, _, path = line.partition("  ")
-            got[path] = digest
+        got = parse_sha256sum(out)
         bad = sorted(p for p in paths if got.get(p) != want[p])
+        repaired_bytes = 0
         if bad:
             bad_set = set(bad)
             for plan in plans:
                 plan.push = [f for f in plan.local if f.remote in bad_set]
                 plan.delete, plan.stale_tmp, plan.chmod = [], [], []
+            repaired_bytes = sum(p.push_bytes for p in plans)
             self._apply(plans, None)
         return SyncResult(result.serial, result.sets, result.files_total,
                           result.pushed + tuple(b for b in bad if b not in result.pushed),
-                          result.pushed_bytes, result.deleted, result.repaired,
-                          self.round_trips, result.seconds, len(paths), tuple(bad),
+                          result.pushed_bytes + repaired_bytes, result.deleted,
+                          result.repaired, self.round_trips,
+                          result.seconds + time.monotonic() - start, len(paths), tuple(bad),
                           result.chmodded)
+
+
+@dataclass(frozen=True)
+class DiskSpace:
+    """What the phone's /data has room for (None: the phone did not say)."""
+
+    free_bytes: int | None
+    block_bytes: int
+    free_inodes: int | None
+
+
+def parse_space(out: str) -> DiskSpace:
+    """Parse ``df -k`` (last line), the section mark, then ``stat -f -c '%S %d'``.
+
+    toybox and GNU agree: ``df -k`` columns are filesystem, 1K-blocks, used, available;
+    ``stat -f`` ``%S`` is the fundamental block size, ``%d`` the free inodes.
+    """
+    df_text, _, stat_text = out.partition(SECTION)
+    cols = df_text.split()
+    free = int(cols[3]) * 1024 if len(cols) >= 4 and cols[3].isdigit() else None
+    fields = stat_text.split()
+    block = int(fields[0]) if fields and fields[0].isdigit() and int(fields[0]) > 0 \
+        else DEFAULT_BLOCK_BYTES
+    inodes = int(fields[1]) if len(fields) >= 2 and fields[1].isdigit() else None
+    # Some filesystems (e.g. FAT, some FUSE) report 0 inodes: they have no inode limit.
+    return DiskSpace(free, min(block, MAX_BLOCK_BYTES), inodes or None)
+
+
+def space_needed(plans: Sequence[SetPlan], block_bytes: int) -> int:
+    """Bytes a push occupies: each file rounded up to whole blocks plus its inode and
+    directory entry, each new directory one block, and the manifests."""
+    def blocks(size: int) -> int:
+        return -(-size // block_bytes) * block_bytes
+
+    total = 0
+    folders: set[str] = set()
+    for plan in plans:
+        for f in plan.push:
+            total += blocks(f.size) + INODE_OVERHEAD_BYTES
+            if f.rel:
+                folders.add(posixpath.dirname(f"{f.dest_root}/{f.rel}"))
+        total += blocks(len(_manifest_json(plan))) + INODE_OVERHEAD_BYTES
+    return total + len(folders) * (block_bytes + INODE_OVERHEAD_BYTES)
+
+
+def _tmp_roots(plans: Sequence[SetPlan]) -> list[str]:
+    """The folders that can hold temporaries of these sets (nested ones dropped)."""
+    roots = {DEVICE_TMP} | {posixpath.dirname(f.dest_root) or "/" for p in plans
+                            for f in p.local}
+    kept: list[str] = []
+    for root in sorted(roots):
+        if not any(root == k or root.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(root)
+    return kept
+
+
+def _unescape_name(name: str) -> str:
+    out: list[str] = []
+    chars = iter(name)
+    for char in chars:
+        if char == "\\":
+            nxt = next(chars, "")
+            out.append({"n": "\n", "r": "\r", "\\": "\\"}.get(nxt, "\\" + nxt))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def parse_sha256sum(out: str) -> dict[str, str]:
+    """``sha256sum`` lines -> {path: digest}.
+
+    toybox (Android's ``md5sum.c``, ``do_hash``) prints ``HASH  NAME`` with the name raw.
+    GNU coreutils escapes a name holding ``\\`` or a newline: the line then starts with
+    ``\\`` and the name has ``\\\\``, ``\\n`` (and, in newer versions, ``\\r``). A digest
+    is hex, so a leading backslash can only be that mark: both are read right.
+    """
+    got: dict[str, str] = {}
+    for line in out.split("\n"):  # not splitlines(): a name may hold \r, \x1c, \u2028...
+        escaped = line.startswith("\\")
+        digest, sep, name = (line[1:] if escaped else line).partition("  ")
+        if not sep:
+            continue
+        got[_unescape_name(name) if escaped else name] = digest.lower()
+    return got
 
 
 def sync_many(devices: Sequence[Device], sets: Sequence[AssetSet], delete: bool = False,

@@ -21,10 +21,11 @@ from rich.markup import escape
 
 from harness import __version__
 from harness.console import err
-from harness.errors import EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
+from harness.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
 from harness.run.signals import Terminated, signals_as_interrupts
 
 DEBUG_ENV = "HARNESS_DEBUG"  # HARNESS_DEBUG=1: as --debug
+MAX_ERROR_CHARS = 1000  # a message quoting a huge value stays one readable line
 
 
 @dataclass
@@ -34,14 +35,20 @@ class CliState:
     debug: bool = field(default_factory=lambda: os.environ.get(DEBUG_ENV, "") not in ("", "0"))
 
 
+def _one_line(text: str) -> str:
+    """One printable line: no line breaks, lone surrogates (undecodable argv bytes) escaped."""
+    text = " ".join(text.split("\n")).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
 def _fail(message: str, hint: str | None, code: int, exc: BaseException | None = None,
           state: CliState | None = None) -> NoReturn:
     with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
         if exc is not None and state is not None and state.debug:
             # The chain of causes behind the one-line message (adbutils, socket, OS errors).
             sys.stderr.write("".join(traceback.format_exception(exc)))
-        err.print(f"[bold red]error:[/] {escape(message)}"
-                  + (f" [dim]({escape(hint)})[/]" if hint else ""),
+        err.print(f"[bold red]error:[/] {escape(_one_line(message))}"
+                  + (f" [dim]({escape(_one_line(hint))})[/]" if hint else ""),
                   markup=True)
     sys.exit(code)
 
@@ -74,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
               exc.exit_code, exc, state)
     except KeyboardInterrupt as exc:
         _interrupted(exc, state)
+    except OSError as exc:  # the host's file system refused (permissions, a full disk, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", None, EXIT_ERROR, exc, state)
     sys.exit(0)
 
 

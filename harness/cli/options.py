@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,3 +57,30 @@ farm_option = click.option(
 db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
                          default=None, help="Results database (default "
                          "$HARNESS_HOME/results.sqlite).")
+
+
+class FiniteFloat(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
+    """A float in [min, max] that is neither NaN nor infinite (click's FloatRange lets NaN
+    through: every comparison with NaN is false)."""
+
+    name = "float"
+
+    def __init__(self, min: float | None = None, max: float | None = None,
+                 min_open: bool = False) -> None:
+        self.min, self.max, self.min_open = min, max, min_open
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a valid float", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        low = self.min
+        if low is not None and (number <= low if self.min_open else number < low):
+            self.fail(f"{value} must be {'above' if self.min_open else 'at least'} {low:g}",
+                      param, ctx)
+        if self.max is not None and number > self.max:
+            self.fail(f"{value} must be at most {self.max:g}", param, ctx)
+        return number

@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.options import Output, db_option, farm_option, output_options
+from harness.cli.options import FiniteFloat, Output, db_option, farm_option, output_options
 from harness.console import err, out
 from harness.errors import EXIT_RUN_FAILED
 
@@ -30,7 +30,8 @@ from harness.errors import EXIT_RUN_FAILED
 @db_option
 @click.option("--logs-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("logs"), show_default=True, help="Where run folders go.")
-@click.option("--lease-wait", type=float, default=0.0, show_default=True,
+@click.option("--lease-wait", type=FiniteFloat(min=0, max=7 * 24 * 3600), default=0.0,
+              show_default=True,
               help="Seconds to wait for a phone another harness job holds.")
 @click.option("--recipes-dir", "recipes_dirs", multiple=True,
               type=click.Path(file_okay=False, path_type=Path), help="Extra recipe folder.")
@@ -40,16 +41,20 @@ from harness.errors import EXIT_RUN_FAILED
 @click.option("--keep-orphans", is_flag=True,
               help="Refuse to start (instead of killing them) when runs of a dead harness "
                    "still go on the phone.")
+@click.option("--verify", is_flag=True, help="Hash every synced file on the phone and repair "
+              "mismatches (catches same-size corruption).")
 @click.option("--quiet", "-q", is_flag=True, help="No live output lines.")
 @output_options("Print the run summary as JSON.")
 def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None,
             seed: int | None, set_pairs: tuple[str, ...], farm_path: Path | None,
             db_path: Path | None, logs_dir: Path, lease_wait: float,
             recipes_dirs: tuple[Path, ...], tokenizer_dir: Path | None, no_sync: bool,
-            keep_orphans: bool, quiet: bool, output: Output) -> None:
+            keep_orphans: bool, verify: bool, quiet: bool, output: Output) -> None:
     """Run a recipe on a phone: sync, tokenize, run each step, parse [Perf], pull PNGs, store."""
     from harness.run.runner import RunEvents, RunRequest, run_recipe
 
+    if verify and no_sync:
+        raise click.UsageError("--verify checks the synced files: it cannot go with --no-sync")
     values: dict[str, Any] = {}
     for key, value in (("prompt", prompt), ("negative_prompt", negative), ("seed", seed)):
         if value is not None:
@@ -65,7 +70,8 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
                                        markup=True),
     )
     request = RunRequest(recipe, selector, values, set_pairs, farm_path, db_path, logs_dir,
-                         lease_wait, recipes_dirs, tokenizer_dir, not no_sync, keep_orphans)
+                         lease_wait, recipes_dirs, tokenizer_dir, not no_sync,
+                         keep_orphans=keep_orphans, verify=verify)
     if live and err.is_terminal:
         from rich.progress import (
             BarColumn,

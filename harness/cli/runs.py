@@ -34,7 +34,8 @@ def runs() -> None:
 
 @runs.command("list")
 @db_option
-@click.option("--limit", "-n", type=int, default=20, show_default=True, help="How many runs.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many runs.")
 @click.option("--recipe", default=None, help="Only this recipe.")
 @click.option("--serial", default=None, help="Only this phone.")
 @output_options("Print the runs as JSON.")

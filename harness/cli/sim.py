@@ -7,7 +7,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from harness.cli.options import Output, output_options
+from harness.cli.options import FiniteFloat, Output, output_options
 from harness.console import out
 from harness.home import sim_dir
 
@@ -29,10 +29,10 @@ def _farm() -> Any:
                    "or three (sm8650-16g, sm8550-12g, sm8475-8g).")
 @click.option("--profile", "-p", "profile_names", multiple=True, metavar="NAME",
               help="Phone profile; repeat for several phones. See `harness sim profiles`.")
-@click.option("--time-scale", type=float, default=None, show_default=False,
+@click.option("--time-scale", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Wall seconds per simulated second (default 0.1: SDXL 1024 in ~15 s).")
-@click.option("--adb-port", type=int, default=None, help="Port of the farm's own adb server "
-              "(default: a free one; never 5037).")
+@click.option("--adb-port", type=click.IntRange(1, 65535), default=None,
+              help="Port of the farm's own adb server (default: a free one; never 5037).")
 @output_options("Print the farm as JSON.")
 def sim_up(phones: int | None, profile_names: tuple[str, ...], time_scale: float | None,
            adb_port: int | None, output: Output) -> None:
@@ -102,7 +102,7 @@ def sim_drop(serial: str) -> None:
 
 @sim.command("heat")
 @click.argument("serial")
-@click.argument("celsius", type=float)
+@click.argument("celsius", type=FiniteFloat(min=-40, max=150))
 def sim_heat(serial: str, celsius: float) -> None:
     """Set a phone's temperatures at once (it then cools toward ambient)."""
     from harness.sim.state import PhoneState

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from harness.device import devshell
 from harness.device.background import find_orphans
 from harness.device.device import Device
 from harness.device.errors import DeviceError
+from harness.errors import HarnessError
 from harness.farm.inventory import SIM_SERVER_NAME, Farm, FarmDevice
 from harness.farm.lease import holder_of, read_phone_lease
 from harness.holder import Holder
@@ -15,6 +17,11 @@ from harness.holder import Holder
 LOW_BATTERY_PERCENT = 20  # below this a phone may throttle or die mid-run
 HOT_CELSIUS = 40.0  # above this timings are skewed by throttling (bench gates at 35-38)
 LOW_SPACE_KB = 4 * 1024 * 1024  # SDXL weights alone take several GB
+# What harness.assets.sync names its temporaries and where it keeps its scripts (farm may not
+# import assets; tests/unit/farm/test_doctor.py checks these stay equal to sync's).
+SYNC_TMP_MARK = ".harness-tmp-"
+SYNC_SCRIPT_DIR = "/data/local/tmp/.harness/tmp"
+DEVICE_TMP = "/data/local/tmp"
 
 
 class Level(StrEnum):
@@ -71,7 +78,9 @@ def check_farm(farm: Farm, selector: str | None = None) -> list[Finding]:
     for item in devices:
         findings.extend(check_device(item))
         if item.state == "device" and not item.excluded and item.facts is not None:
-            findings.extend(check_orphans(item.device(farm)))
+            device = item.device(farm)
+            findings.extend(check_temporaries(item.serial, device))
+            findings.extend(check_orphans(device))
     return findings
 
 
@@ -91,6 +100,41 @@ def check_orphans(device: Device) -> list[Finding]:
     return [Finding(Level.WARN, device.serial, f"orphaned run: {o.describe()}",
                     "the next `harness run` on this phone kills it (or refuses with "
                     "--keep-orphans)") for o in orphans]
+
+
+
+
+def temporaries_command() -> str:
+    """Sizes (``du -sk``) of every harness temporary under /data/local/tmp, one per line."""
+    return (f"find {DEVICE_TMP} \\( -name {devshell.quote('*' + SYNC_TMP_MARK + '*')} -o "
+            f"-path {devshell.quote(SYNC_SCRIPT_DIR + '/*')} \\) -prune "
+            "-exec du -sk {} + 2>/dev/null; true")
+
+
+def parse_temporaries(out: str) -> tuple[int, int]:
+    """``du -sk`` lines -> (count, bytes)."""
+    count = total_kb = 0
+    for line in out.splitlines():
+        size = line.split("\t", 1)[0].split(" ", 1)[0]
+        if size.isdigit():
+            count += 1
+            total_kb += int(size)
+    return count, total_kb * 1024
+
+
+def check_temporaries(serial: str, device: Device) -> list[Finding]:
+    """Harness temporaries left on the phone by pushes that died (they hold disk space)."""
+    try:
+        out = device.run(temporaries_command(), timeout=120).out
+    except HarnessError as exc:
+        return [Finding(Level.WARN, serial, f"cannot look for harness temporaries: {exc}")]
+    count, size = parse_temporaries(out)
+    if not count:
+        return [Finding(Level.OK, serial, "0 bytes of harness temporaries on the phone")]
+    return [Finding(Level.WARN, serial,
+                    f"{size} bytes ({size / 1e6:.1f} MB) of harness temporaries in {count} "
+                    "path(s), left by interrupted pushes",
+                    "the next `harness push` or `harness run` to this phone removes them")]
 
 
 def check_device(item: FarmDevice) -> list[Finding]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 FARM_FILE_NAME = "farm.yaml"
 SIM_SERVER_NAME = "sim"
 FACTS_WORKERS = 8
+HOST_RE = re.compile(r"[A-Za-z0-9_.:-]{1,253}|\[[0-9A-Fa-f:.]+\]")  # a name, IPv4 or IPv6
+TAG_WORD_RE = re.compile(r"[a-z0-9_][a-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -167,9 +170,14 @@ def _servers(name: str, data: PosDict) -> list[ServerSpec]:
                               "be a mapping with host/port/name")
         check_keys(item, ("name", "host", "port"), "a server")
         port = item.get("port", 5037)
-        if not isinstance(port, int) or not 0 < port < 65536:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ConfigError(f"{pos_of(item, 'port')}: port must be 1-65535")
-        host = str(item.get("host", "127.0.0.1"))
+        host = item.get("host", "127.0.0.1")
+        if not isinstance(host, str):
+            raise ConfigError(f"{pos_of(item, 'host')}: host must be a string")
+        if not HOST_RE.fullmatch(host):
+            raise ConfigError(f"{pos_of(item, 'host')}: host {host[:100]!r} is not a host name "
+                              "or IP address")
         servers.append(ServerSpec(str(item.get("name", f"{host}:{port}")), host, port))
     names = [s.name for s in servers]
     if len(set(names)) != len(names) or SIM_SERVER_NAME in names:
@@ -187,19 +195,39 @@ def _device_spec(name: str, parent: Any, serial: Any, spec: Any) -> DeviceSpec:
     tags = spec.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str | int) for t in tags):
         raise ConfigError(f"{pos_of(spec, 'tags')}: tags must be a list of words")
+    for tag in tags:
+        if not TAG_WORD_RE.fullmatch(str(tag).lower()):
+            raise ConfigError(f"{pos_of(spec, 'tags')}: {str(tag)[:100]!r} is not a tag "
+                              "(letters, digits, _ . -)")
     nickname = spec.get("nickname")
+    if nickname is not None and not isinstance(nickname, str | int):
+        raise ConfigError(f"{pos_of(spec, 'nickname')}: nickname must be a string")
     return DeviceSpec(str(nickname) if nickname is not None else None,
                       tuple(str(t).lower() for t in tags))
 
 
+def parse_tags(expr: str) -> list[list[tuple[bool, str]]]:
+    """``a+b,c,!d`` -> or of ands of (negated, word); a malformed expression is refused."""
+    alternatives: list[list[tuple[bool, str]]] = []
+    for alternative in expr.split(","):
+        terms: list[tuple[bool, str]] = []
+        for raw in alternative.split("+"):
+            word = raw.strip().lower()
+            negated = word.startswith("!")
+            word = word[1:].strip() if negated else word
+            if not TAG_WORD_RE.fullmatch(word):
+                shown = f"{raw.strip()!r}" if raw.strip() else "an empty term"
+                raise UsageError(f"--device tag:{expr}: {shown} is not a tag (write tag:WORD, "
+                                 "with , for or, + for and, ! for not: tag:sm8650+ram16,!sim)")
+            terms.append((negated, word))
+        alternatives.append(terms)
+    return alternatives
+
+
 def match_tags(expr: str, tags: set[str]) -> bool:
     """``a+b,c,!d``: or of ands; ``!`` negates one word."""
-    for alternative in expr.split(","):
-        words = [w.strip().lower() for w in alternative.split("+") if w.strip()]
-        if words and all((w[1:] not in tags) if w.startswith("!") else (w in tags)
-                         for w in words):
-            return True
-    return False
+    return any(all((word not in tags) if negated else (word in tags) for negated, word in terms)
+               for terms in parse_tags(expr))
 
 
 class Farm:
@@ -257,6 +285,8 @@ class Farm:
         """The phones ``selector`` names that meet ``requirements``, and why others don't."""
         if not selector.strip():
             raise UsageError("empty --device")
+        if selector.startswith("tag:"):
+            parse_tags(selector[4:])  # refuse a malformed expression before any discovery
         pool = list(devices) if devices is not None else self.discover()
         if selector == "sim":
             pool = [d for d in pool if d.server.name == SIM_SERVER_NAME]
@@ -265,7 +295,11 @@ class Farm:
             expr = selector[4:]
             named = [d for d in pool if match_tags(expr, d.tags)]
         else:
-            named = [d for d in pool if selector in (d.serial, d.nickname)]
+            sim_names = _sim_serials() if any(d.server.name == SIM_SERVER_NAME
+                                              for d in pool) else {}
+            named = [d for d in pool if selector in (d.serial, d.nickname)
+                     or (d.server.name == SIM_SERVER_NAME
+                         and sim_names.get(d.serial) == selector)]
             if not named:
                 known = sorted({d.serial for d in pool} | {d.nickname for d in pool
                                                           if d.nickname})
@@ -323,6 +357,18 @@ def _sim_port() -> int | None:
     except HarnessError:
         return None
     return state.adb_port if state is not None else None
+
+
+def _sim_serials() -> dict[str, str]:
+    """Virtual phones: adb serial (``127.0.0.1:PORT``) -> the serial ``harness sim status``
+    shows (``sim01-sm8650``), so that ``--device`` takes either."""
+    from harness.sim.farm import Farm as SimFarm
+
+    try:
+        state = SimFarm(sim_dir()).load()
+    except HarnessError:
+        return {}
+    return {} if state is None else {p.adb_serial: p.serial for p in state.phones}
 
 
 def _restart_sim_server() -> None:

@@ -17,6 +17,8 @@ A recipe file::
     params:                         # typed; --set NAME=VALUE overrides the default
       steps: {type: int, default: 20, min: 1, max: 200, help: denoising steps}
       seed: {type: int, default: null}           # null default: optional (may stay unset)
+    checks:                         # conditions on the parameters, refused with the message
+      - {assert: "{{ early_decode_k < steps }}", message: "k must be below steps"}
     vars:                           # derived values, templates over params and other vars
       latent: "{{ device_tmp }}/latent_k{{ early_decode_k }}.qfp32"
     tokens:                         # CLIP id files written before the steps run
@@ -36,14 +38,18 @@ A recipe file::
         perf: [clip.ms, unet.loop_s, unet.s/step]
         memory_gb: 9.5              # optional declared peak footprint
 
-Every string is a Jinja2 template rendered in a sandbox with ``StrictUndefined`` (a misspelt
-name is an error): the parameters, ``vars``, ``device_tmp`` (``/data/local/tmp``) and
-``omit`` are in scope. An ``args``, ``env`` or ``inputs`` item that renders to ``omit`` is
-left out (so a switch can depend on a parameter). Parameter values are data, never templates.
+Step and output names are plain names (``[A-Za-z0-9_][A-Za-z0-9_.-]*``: they name files in
+the run folder); output paths are confined to the allowed device folders like asset
+destinations. Every string is a Jinja2 template rendered in a sandbox with
+``StrictUndefined`` (a misspelt name is an error): the parameters, ``vars``, ``device_tmp``
+(``/data/local/tmp``) and ``omit`` are in scope. An ``args``, ``env`` or ``inputs`` item
+that renders to ``omit`` is left out (so a switch can depend on a parameter). Parameter
+values are data, never templates.
 
 ``extends`` merge rules (the child is applied over its fully merged parent):
 
-- scalars (``description``, ``family``) and lists (``assets``, ``tokens``) are replaced;
+- scalars (``description``, ``family``) and lists (``assets``, ``tokens``, ``checks``) are
+  replaced;
 - ``requirements``, ``vars`` and ``params`` are merged by key; a ``params`` entry is merged
   field by field (``steps: {default: 30}`` only changes the default); a key set to null is
   removed;
@@ -194,6 +200,10 @@ class RecipeBook:
     """Every recipe and asset set visible from the search folders."""
 
     def __init__(self, extra_dirs: Sequence[Path] = (), config: UserConfig | None = None):
+        for directory in extra_dirs:
+            if not directory.is_dir():
+                raise UsageError(f"--recipes-dir {directory}: "
+                                 f"{'not a folder' if directory.exists() else 'no such folder'}")
         self.dirs = recipe_dirs(extra_dirs)
         self.extra_dirs = list(extra_dirs)
         self.config = config if config is not None else load_user_config()

@@ -21,7 +21,7 @@ from harness.errors import ConfigError, UsageError
 from harness.recipes.plan import OutputSpec, Plan, PlanAsset, PlanStep, TokenFile
 from harness.recipes.schema import ParamSpec, ParamValue, Recipe, check_value
 from harness.recipes.tokens import load_bpe, sd15_ids, tokenize_prompt
-from harness.yamlpos import Pos, PosDict, PosList, pos_of
+from harness.yamlpos import Pos, PosDict, PosList, pos_of, quote
 
 DEVICE_TMP = "/data/local/tmp"
 DEFAULT_STEP_TIMEOUT_S = 3600.0  # the seed's SDXL UNet alone takes ~130 s; leave headroom
@@ -32,10 +32,31 @@ LATENT_CHANNELS = 4
 _TEMPLATE_KEYS_FIRST = ("device_tmp", "omit")
 
 
+MAX_POWER_EXPONENT = 1000  # `{{ 7 ** 999999999 }}` would compute for minutes in the sandbox
+MAX_REPEAT_ITEMS = 1_000_000  # `{{ "a" * 10 ** 9 }}` would build a gigabyte string
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, plus bounds on ``**`` and on repeating a string or list with ``*``
+    (the sandbox bounds ``range`` only)."""
+
+    intercepted_binops = frozenset(["**", "*"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER_EXPONENT:
+            raise ValueError(f"exponent {right} is too large")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(count, int) \
+                        and len(seq) * count > MAX_REPEAT_ITEMS:
+                    raise ValueError(f"repeating {len(seq)} item(s) {count} times is too much")
+        return super().call_binop(context, operator, left, right)
+
+
 class _Renderer:
     def __init__(self, context: dict[str, Any]) -> None:
-        self.env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=True)
+        self.env = _Sandbox(undefined=StrictUndefined, autoescape=False,
+                            keep_trailing_newline=True)
         self.context = context
 
     def text(self, value: Any, where: Pos) -> str:
@@ -46,7 +67,12 @@ class _Renderer:
         try:
             return self.env.from_string(value).render(self.context)
         except TemplateError as exc:
-            raise ConfigError(f"{where}: template {value!r}: {exc.message or exc}") from exc
+            raise ConfigError(f"{where}: template {quote(value)}: {exc.message or exc}") from exc
+        except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError,
+                RecursionError, MemoryError) as exc:
+            # Python errors of the values themselves ({{ 1 // 0 }}, {{ "a" - 1 }}, ...).
+            raise ConfigError(f"{where}: template {quote(value)} failed: "
+                              f"{type(exc).__name__}: {quote(str(exc))[1:-1]}") from exc
 
     def number(self, value: Any, where: Pos, what: str) -> float:
         text = self.text(value, where)
@@ -130,8 +156,8 @@ def _check_shape(out: OutputSpec, where: Pos, params: Mapping[str, ParamValue]) 
                           f"match height x width {height}x{width} (expected H, W = {want})")
 
 
-def _outputs(step: PosDict, renderer: _Renderer,
-             params: Mapping[str, ParamValue]) -> tuple[OutputSpec, ...]:
+def _outputs(step: PosDict, renderer: _Renderer, params: Mapping[str, ParamValue],
+             roots: Sequence[str]) -> tuple[OutputSpec, ...]:
     outputs: list[OutputSpec] = []
     for item in step.get("outputs") or ():
         for key in ("path", "kind"):
@@ -140,6 +166,8 @@ def _outputs(step: PosDict, renderer: _Renderer,
         path = renderer.text(item["path"], item.pos_of("path"))
         if not path.startswith("/"):
             raise ConfigError(f"{item.pos_of('path')}: output path {path!r} must be absolute")
+        # Pulled to the host: confined like asset destinations (normalised, no '..').
+        path = confine_dest(path, item.pos_of("path"), roots)
         out = OutputSpec(item["name"], path, item["kind"], item.get("dtype", "float32"),
                          _shape(item, renderer))
         _check_shape(out, item.pos_of("shape"), params)
@@ -159,7 +187,8 @@ def _env(step: PosDict, renderer: _Renderer) -> dict[str, str]:
     return env
 
 
-def _step(step: PosDict, renderer: _Renderer, params: Mapping[str, ParamValue]) -> PlanStep:
+def _step(step: PosDict, renderer: _Renderer, params: Mapping[str, ParamValue],
+          roots: Sequence[str]) -> PlanStep:
     name = step["name"]
     if not step.get("binary"):
         raise ConfigError(f"{step.pos}: step {name!r} needs a binary")
@@ -173,7 +202,7 @@ def _step(step: PosDict, renderer: _Renderer, params: Mapping[str, ParamValue]) 
         env=_env(step, renderer), cwd=cwd,
         timeout_s=renderer.number(timeout, step.pos_of("timeout_s"), "timeout_s"),
         stages=tuple(str(s) for s in step.get("stages") or ()),
-        outputs=_outputs(step, renderer, params),
+        outputs=_outputs(step, renderer, params, roots),
         inputs=renderer.items(step.get("inputs")),
         perf=tuple(str(p) for p in step.get("perf") or ()),
         memory_gb=None if memory is None else renderer.number(memory, step.pos_of("memory_gb"),
@@ -214,6 +243,25 @@ def _assets(data: PosDict, sets: Mapping[str, AssetSet]) -> tuple[tuple[str, ...
     return tuple(names), assets
 
 
+_TRUE_TEXT = ("true", "1", "yes")
+_FALSE_TEXT = ("false", "0", "no", "")
+
+
+def _run_checks(data: PosDict, renderer: _Renderer, recipe: str) -> None:
+    """The recipe's ``checks``: each ``assert`` template must render true."""
+    checks = data.get("checks") or PosList()
+    for index, check in enumerate(checks):
+        where = pos_of(checks, index)
+        text = renderer.text(check["assert"], where).strip().lower()
+        if text in _TRUE_TEXT:
+            continue
+        if text not in _FALSE_TEXT:
+            raise ConfigError(f"{where}: check {quote(check['assert'])} rendered {quote(text)}, "
+                              "not true or false")
+        message = renderer.text(check.get("message") or check["assert"], where)
+        raise UsageError(f"recipe {recipe!r}: {message}")
+
+
 def _check_unique(steps: Sequence[PlanStep], data: PosDict) -> None:
     seen: set[str] = set()
     for step in steps:
@@ -239,7 +287,8 @@ def render_recipe_data(recipe: Recipe, chosen: Mapping[str, ParamValue],
         raise ConfigError(f"{data.pos_of('vars')}: vars {clash} clash with parameters")
     renderer = _Renderer({"device_tmp": DEVICE_TMP, "omit": OMIT, **params})
     _render_vars(data.get("vars"), renderer)
-    steps = tuple(_step(s, renderer, params) for s in data.get("steps") or ())
+    _run_checks(data, renderer, recipe.name)
+    steps = tuple(_step(s, renderer, params, roots) for s in data.get("steps") or ())
     if not steps:
         raise ConfigError(f"{data.pos}: recipe {recipe.name!r} has no steps")
     _check_unique(steps, data)

@@ -8,6 +8,7 @@ documented in :mod:`harness.recipes.load`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +22,15 @@ from harness.yamlpos import (
     ensure_dict,
     ensure_list,
     expect,
+    quote,
     suggest,
 )
 
 TOP_KEYS = ("name", "description", "extends", "family", "requirements", "assets", "params",
-            "vars", "tokens", "steps", "expect_lint")
+            "vars", "tokens", "steps", "expect_lint", "checks")
+CHECK_KEYS = ("assert", "message")
+# Step and output names become file names in the run folder: plain names only.
+PLAIN_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 REQUIREMENT_KEYS = ("min_ram_gb", "socs")
 PARAM_KEYS = ("type", "default", "choices", "min", "max", "help")
 STEP_KEYS = ("name", "from", "remove", "description", "stages", "binary", "args", "env", "cwd",
@@ -180,7 +185,7 @@ def _check_outputs(step: PosDict, what: str) -> None:
         check_keys(out, OUTPUT_KEYS, f"an output of {what}")
         if "name" not in out:
             raise ConfigError(f"{out.pos}: an output of {what} needs a name")
-        expect(out, "name", (str,), "output name")
+        _plain_name(out, "output name")
         for key, allowed in (("kind", OUTPUT_KINDS), ("dtype", OUTPUT_DTYPES)):
             if key in out and out[key] not in allowed:
                 raise ConfigError(f"{out.pos_of(key)}: output {key} {out[key]!r} is not one of "
@@ -189,12 +194,32 @@ def _check_outputs(step: PosDict, what: str) -> None:
             _check_str_list(out, "shape", "shape")
 
 
+def _plain_name(data: PosDict, what: str) -> None:
+    name = expect(data, "name", (str,), what)
+    if not PLAIN_NAME_RE.fullmatch(name):
+        raise ConfigError(f"{data.pos_of('name')}: {what} {quote(name)} must be a plain name "
+                          "(letters, digits, _ . -; not starting with . or -)")
+
+
+def _check_checks(data: PosDict) -> None:
+    checks = ensure_list(data.get("checks"), data.pos_of("checks"), "checks")
+    for index, item in enumerate(checks):
+        check = ensure_dict(item, checks.pos_of(index), "a check")
+        check_keys(check, CHECK_KEYS, "a check")
+        if "assert" not in check:
+            raise ConfigError(f"{check.pos}: a check needs assert (a template that renders "
+                              "true or false)")
+        for key in CHECK_KEYS:
+            if key in check:
+                expect(check, key, (str,), f"check {key}")
+
+
 def _check_step(step: PosDict, index: int, steps: PosList) -> None:
-    what = f"step {step.get('name', index + 1)!r}"
+    what = f"step {quote(step.get('name', index + 1))}"
     check_keys(step, STEP_KEYS, what)
     if "name" not in step:
         raise ConfigError(f"{steps.pos_of(index)}: every step needs a name")
-    expect(step, "name", (str,), "step name")
+    _plain_name(step, "step name")
     for key in ("from", "description", "binary", "cwd"):
         if step.get(key) is not None:
             expect(step, key, (str,), f"{what}.{key}")
@@ -254,6 +279,7 @@ def check_file(data: PosDict) -> None:
     _check_params(data)
     ensure_dict(data.get("vars"), data.pos_of("vars"), "vars")
     _check_tokens(data)
+    _check_checks(data)
     steps = ensure_list(data.get("steps"), data.pos_of("steps"), "steps")
     for index, item in enumerate(steps):
         _check_step(ensure_dict(item, steps.pos_of(index), "a step"), index, steps)

@@ -328,9 +328,20 @@ def _first_chunk(groups: list[list[int]]) -> _Chunk:
     return _Chunk(tokens, truncated=False)
 
 
+def check_text(text: str, what: str) -> None:
+    """Refuse text that is not valid Unicode: bytes that were not UTF-8 reach Python as lone
+    surrogates (``surrogateescape``), and the tokenizer would silently drop them."""
+    for index, char in enumerate(text):
+        if "\ud800" <= char <= "\udfff":
+            shown = f"0x{ord(char) - 0xDC00:02x}" if ord(char) >= 0xDC80 else hex(ord(char))
+            raise UsageError(f"{what} is not valid UTF-8 (byte {shown} at character {index}); "
+                             "the tokenizer would drop it")
+
+
 def encode_row(prompt: str, pad: int, bpe: ClipBpe, what: str,
                warnings: list[str]) -> list[int]:
     """One 77-id row: start, the first chunk's tokens, end, padding."""
+    check_text(prompt, what)
     groups = _segment_groups(prompt, bpe, warnings)
     chunk = _first_chunk(groups)
     if chunk.truncated:

@@ -65,7 +65,7 @@ def qfp32_to_png(src: Path, shape: tuple[int, ...], dest: Path) -> ImageStats:
     """Convert one qfp32 image file to PNG; NaN/Inf pixels are counted and reported."""
     data = read_qfp32(src, shape)
     stats = ImageStats(shape, int(np.isnan(data).sum()), int(np.isinf(data).sum()))
-    Image.fromarray(to_uint8_hwc(data)).save(dest)
+    _save_png(to_uint8_hwc(data), dest)
     return stats
 
 
@@ -84,21 +84,37 @@ def latent_to_rgb(latent: npt.NDArray[np.float32],
     return rgb + bias[:, None, None]
 
 
+# Sizes inferred without --shape: square images whose side is a multiple of 64 (what SD
+# pipelines make) and their latents (side / 8). Anything else, e.g. a truncated file that
+# happens to hold a square number of values, is refused rather than drawn scrambled.
+IMAGE_SIDE_STEP = 64
+MAX_IMAGE_SIDE = 2048
+LATENT_SCALE = 8
+
+
+def _supported_side(channels: int, side: int) -> bool:
+    image_side = side if channels == IMAGE_CHANNELS else side * LATENT_SCALE
+    return 0 < image_side <= MAX_IMAGE_SIDE and image_side % IMAGE_SIDE_STEP == 0
+
+
 def infer_shape(nbytes: int) -> tuple[int, int, int, int]:
     """The shape of a square 3-channel image or 4-channel latent of ``nbytes`` float32 bytes.
 
-    ``3 s^2 = 4 t^2`` has no integer solution, so at most one of the two fits.
+    ``3 s^2 = 4 t^2`` has no integer solution, so at most one of the two fits; the side must
+    also be one SD makes (:func:`_supported_side`).
     """
     if nbytes <= 0 or nbytes % FLOAT32_BYTES:
-        raise UsageError(f"{nbytes} bytes is not a whole number of float32 values")
+        raise UsageError(f"{nbytes} bytes is not a whole number of float32 values "
+                         "(a truncated file?)")
     count = nbytes // FLOAT32_BYTES
     for channels in (IMAGE_CHANNELS, LATENT_CHANNELS):
         if count % channels == 0:
             side = math.isqrt(count // channels)
-            if side * side * channels == count:
+            if side * side * channels == count and _supported_side(channels, side):
                 return (1, channels, side, side)
-    raise UsageError(f"{nbytes} bytes is neither a square 3-channel image nor a square "
-                     "4-channel latent; give --shape 1,C,H,W")
+    raise UsageError(f"{nbytes} bytes is not the size of a square image (side a multiple of "
+                     f"{IMAGE_SIDE_STEP}) or of its latent (a truncated file?); give --shape "
+                     "1,C,H,W")
 
 
 def kind_of(shape: tuple[int, ...]) -> str:
@@ -119,5 +135,12 @@ def convert_qfp32(src: Path, dest: Path, shape: tuple[int, ...] | None = None,
         return qfp32_to_png(src, shape, dest)
     data = read_qfp32(src, shape)
     stats = ImageStats(shape, int(np.isnan(data).sum()), int(np.isinf(data).sum()))
-    Image.fromarray(to_uint8_hwc(latent_to_rgb(data, family))).save(dest)
+    _save_png(to_uint8_hwc(latent_to_rgb(data, family)), dest)
     return stats
+
+
+def _save_png(pixels: npt.NDArray[np.uint8], dest: Path) -> None:
+    """Always PNG, whatever ``dest`` is called; a missing folder is a usage error."""
+    if not dest.parent.is_dir():
+        raise UsageError(f"{dest}: the folder {dest.parent} does not exist")
+    Image.fromarray(pixels).save(dest, format="PNG")

@@ -107,12 +107,14 @@ class Runner:
     """Runs one plan on one (already leased) device."""
 
     def __init__(self, plan: Plan, device: Device, store: Store, logs_dir: Path,
-                 events: RunEvents | None = None, sync_sets: Sequence[Any] = ()) -> None:
+                 events: RunEvents | None = None, sync_sets: Sequence[Any] = (),
+                 verify: bool = False) -> None:
         self.plan = plan
         self.device = device
         self.store = store
         self.events = events or RunEvents()
         self.sync_sets = list(sync_sets)
+        self.verify = verify
         self.findings: list[Finding] = lint(plan)
         self.run_dir = run_folder(logs_dir, plan.recipe, device.serial)
         self._current: BackgroundRun | None = None
@@ -176,7 +178,8 @@ class Runner:
 
             self._phase(f"syncing {', '.join(s.name for s in self.sync_sets)}")
             result = Syncer(self.device).sync(
-                self.sync_sets, progress=lambda d, t, _p: self.events.sync_progress(d, t))
+                self.sync_sets, progress=lambda d, t, _p: self.events.sync_progress(d, t),
+                verify=self.verify)
             self._phase(f"assets: {len(result.pushed)} file(s) pushed, "
                               f"{result.files_total - len(result.pushed)} already there")
         for token in self.plan.token_files:
@@ -360,7 +363,9 @@ def apply_overrides(plan: Plan, overrides: Sequence[StepOverride]) -> Plan:
             del env[o.key]
             steps[o.step] = replace(step, env=env)
         else:
-            steps[o.step] = replace(step, cwd=o.value or None)
+            if not o.value.startswith("/"):
+                raise UsageError(f"--set {o.step}.cwd={o.value}: give an absolute device folder")
+            steps[o.step] = replace(step, cwd=o.value)
     return replace(plan, steps=tuple(steps[s.name] for s in plan.steps))
 
 
@@ -378,6 +383,7 @@ class RunRequest:
     tokenizer_dir: Path | None = None
     sync: bool = True
     keep_orphans: bool = False  # refuse (instead of killing) runs of a dead harness
+    verify: bool = False  # hash every synced file on the phone (catches same-size corruption)
 
 
 def build_plan(request: RunRequest) -> Plan:
@@ -419,4 +425,5 @@ def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSumma
     with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s, device,
                request.keep_orphans, events.warning), \
             Store.open(request.db_path) as store:
-        return Runner(plan, device, store, request.logs_dir, events, sets).run()
+        return Runner(plan, device, store, request.logs_dir, events, sets,
+                      request.verify).run()

@@ -169,7 +169,7 @@ def test_convert_errors(tmp_path: Path) -> None:
     (tmp_path / "odd.qfp32").write_bytes(b"\0" * 4 * 1000)
     result = run("convert", str(tmp_path / "odd.qfp32"))
     assert isinstance(result.exception, UsageError)
-    assert "neither a square" in str(result.exception)
+    assert "not the size of a square" in str(result.exception)
     result = run("convert", str(tmp_path / "odd.qfp32"), "--shape", "1,3,10,10")
     assert isinstance(result.exception, UsageError) and "bytes" in str(result.exception)
     result = run("convert", str(tmp_path / "odd.qfp32"), "--shape", "1,3,ten,10")

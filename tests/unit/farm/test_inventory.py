@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.device.facts import DeviceFacts
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UsageError
 from harness.farm.inventory import DeviceSpec, Farm, FarmDevice, ServerSpec, load_farm, match_tags
 from harness.farm.lease import Lease, LeaseBusy, holder_of
 
@@ -77,10 +77,19 @@ def test_explicit_missing_farm_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("expr", "expected"),
     [("sm8650", True), ("sm8550", False), ("sm8650+ram16", True), ("sm8650+ram12", False),
-     ("sm8550,ram16", True), ("!sm8475", True), ("sm8650+!nightly", False), ("", False)],
+     ("sm8550,ram16", True), ("!sm8475", True), ("sm8650+!nightly", False),
+     (" SM8650 + ! nightly ", False), ("ram16 , sm8550", True)],
 )
 def test_tag_expressions(expr: str, expected: bool) -> None:
     assert match_tags(expr, {"sm8650", "ram16", "nightly"}) is expected
+
+
+@pytest.mark.parametrize("expr", ["", "+,!", "!", "a,,b", "a+", "+a", "sm 8650", "$(reboot)",
+                                  "a;b", "!!a", "-x"])
+def test_malformed_tag_expressions_are_refused(expr: str) -> None:
+    # `tag:+,!` used to match every phone: "!" negated the empty word.
+    with pytest.raises(UsageError, match="is not a tag"):
+        match_tags(expr, {"sm8650"})
 
 
 def _dev(serial: str, soc: str, ram_kb: int, state: str = "device", nick: str | None = None) -> FarmDevice:

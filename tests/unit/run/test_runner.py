@@ -56,7 +56,8 @@ def test_apply_overrides_env_unset_and_cwd() -> None:
     assert "LD_LIBRARY_PATH" not in new_vae.env and new_vae.cwd == "/sdcard"
     assert [s.name for s in changed.steps] == [s.name for s in plan.steps]
     assert unet.env["CLML_NO_REUSE_TNN"] == "1", "the original plan is left alone"
-    assert apply_overrides(plan, [StepOverride("vae", "cwd", "", "")]).step("vae").cwd is None
+    with pytest.raises(UsageError, match="absolute device folder"):  # empty: refused
+        apply_overrides(plan, [StepOverride("vae", "cwd", "", "")])
 
 
 def test_apply_overrides_refuses_unknown_steps_and_keys() -> None:
