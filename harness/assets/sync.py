@@ -472,13 +472,17 @@ class Syncer:
         total = sum(p.push_bytes for p in plans)
         done = [0]
 
+        items = [PushItem(p.tmp_name(f, token), f.mode, f.mtime, local=Path(f.path))
+                 for p in plans for f in p.push]
+        files = {item.remote for item in items}  # the manifests and script are not progress
+
         def on_chunk(n: int, remote: str) -> None:
+            if remote not in files:
+                return
             done[0] += n
             if progress is not None:
                 progress(done[0], total, remote.split(TMP_MARK)[0])
 
-        items = [PushItem(p.tmp_name(f, token), f.mode, f.mtime, local=Path(f.path))
-                 for p in plans for f in p.push]
         items += [PushItem(_manifest_path(p.asset_set) + TMP_MARK + token, 0o644,
                            int(time.time()), data=_manifest_json(p)) for p in plans]
         script = f"{SCRIPT_DIR}/finish-{token}.sh"

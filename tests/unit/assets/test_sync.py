@@ -262,8 +262,6 @@ def test_first_sync_pushes_then_nothing_to_do(tmp_path: Path, weights: AssetSet)
     assert fake.commands[commands:] == []  # ... and no shell round trip at all
 
 
-@pytest.mark.xfail(strict=True, reason="harness bug: Syncer._apply counts the manifest and the "
-                   "finishing script as progress, so the bar passes 100% (left for the lead)")
 def test_progress_counts_the_files_only(tmp_path: Path, weights: AssetSet) -> None:
     seen: list[tuple[int, int, str]] = []
     syncer(FakeDevice(), tmp_path).sync([weights], progress=lambda *a: seen.append(a))
