@@ -24,7 +24,8 @@ PROMPT = "a lighthouse on a cliff at sunset, oil painting"
 SIM_ENV_VARS = ("CLML_NO_REUSE_TNN", "LD_LIBRARY_PATH", "MNN_CL_LIB", "CLML_MNN_ATTN_BACKEND",
                 "CLML_MNN_ATTN_FP32", "SDXL_EARLY_DECODE_K", "SDXL_EARLY_DECODE_X0",
                 "SDXL_EXPORT_X0", "SDXL_UNET_ONLY", "SDXL_LATENT_OUT", "SDXL_TEXT_EMBEDS",
-                "SDXL_POOLED_EMBEDS", "SDXL_PREINIT", "SD15_SEED", "MNN_BACKEND",
+                "SDXL_POOLED_EMBEDS", "SDXL_PREINIT", "SD15_SEED", "SD15_CLIP_IDS",
+                "SIM_PERF_LABELS", "MNN_BACKEND",
                 "MNN_GPU_MODE", "MNN_MEM", "MNN_POWER", "MNN_PREC")
 
 FUSE_LIBS = f"{TMP}/MNN_fuse:/system/lib64:/vendor/lib64"

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cli.options import emit_json, farm_option
-from harness.console import out
+from harness.console import err, out
 from harness.errors import EXIT_DEVICE
 
 
@@ -23,13 +23,24 @@ def _load_farm(farm_path: Path | None) -> Any:
 
 @click.command("devices")
 @farm_option
-@click.option("--json", "as_json", is_flag=True, help="Print the phones as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"devices\": [...], "
+              "\"unreachable\": [{server, host, port, error}]} as JSON.")
 def devices_cmd(farm_path: Path | None, as_json: bool) -> None:
-    """List the phones on every adb server of the farm, with their facts and leases."""
+    """List the phones on every adb server of the farm, with their facts and leases.
+
+    Every farm server that could not be reached is named in a warning line on stderr.
+    """
     farm = _load_farm(farm_path)
     found = farm.discover()
+    for server, why in farm.unreachable:
+        err.print(f"[yellow]warning:[/] adb server {escape(server.name)} "
+                  f"({escape(server.host)}:{server.port}) could not be reached: {escape(why)}",
+                  markup=True)
     if as_json:
-        emit_json([d.to_dict() for d in found])
+        emit_json({"devices": [d.to_dict() for d in found],
+                   "unreachable": [{"server": server.name, "host": server.host,
+                                    "port": server.port, "error": why}
+                                   for server, why in farm.unreachable]})
         return
     table = Table("serial", "server", "nickname", "model", "SoC", "RAM", "Android", "battery",
                   "temp", "state", "lease")

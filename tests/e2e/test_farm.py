@@ -90,7 +90,7 @@ def _harness(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 def test_devices_and_doctor_commands(farm_file: Path, tmp_path: Path) -> None:
     result = _harness("devices", "--farm", str(farm_file), "--json", home=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["devices"]
     nick = {r["nickname"]: r for r in rows if r["nickname"]}
     assert nick["flagship"]["facts"]["soc_model"] == "SM8650"
     table = _harness("devices", "--farm", str(farm_file), home=tmp_path)
