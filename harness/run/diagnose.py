@@ -104,7 +104,11 @@ def diagnose_failure(binary: str, exit_code: int | None, stderr: str, stdout: st
                 "/data/local/tmp/MNN_fuse first in LD_LIBRARY_PATH (the seed: never put "
                 "/data/local/tmp first)")
     if "CANNOT LINK EXECUTABLE" in text:
-        return f"a library could not be loaded: {last}{_link_hint(text, ev)}"
+        hint = _link_hint(text, ev)
+        if not hint and "LD_LIBRARY_PATH_ORDER" in rules:
+            hint = (" (LD_LIBRARY_PATH puts /data/local/tmp before /data/local/tmp/MNN_fuse, "
+                    "so another copy of an MNN library was found first)")
+        return f"a library could not be loaded: {last}{hint}"
     if "VAE_CWD" in rules:
         return (f"{last or f'exited with {exit_code}'}: the VAE must run with /data/local/tmp "
                 "as its working directory (the seed: it is started as ./sdxl_vae_decoder_run "
@@ -150,6 +154,10 @@ def _link_hint(text: str, ev: Evidence) -> str:
                 " check the order of LD_LIBRARY_PATH)")
     missing = LINK_MISSING_RE.search(text)
     if not missing:
+        if "cannot locate symbol" in text:
+            return (" (a library found on LD_LIBRARY_PATH="
+                    f"{':'.join(ev.lib_path) or '(unset)'} lacks a symbol the binary needs: "
+                    "another copy of it is found first)")
         return ""
     name = missing.group(1)
     found = ev.libraries.get(name, ())

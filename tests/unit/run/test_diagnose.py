@@ -79,3 +79,11 @@ def test_a_missing_file_names_its_provider_only_when_known() -> None:
     assert "it comes from the output 'latent' of step 'unet'" in known
     unknown = _diag("Failed to open /data/local/tmp/other: No such file or directory", ev=ev)
     assert "comes from" not in unknown and "push" not in unknown
+
+
+def test_a_missing_symbol_points_at_the_copy_found_first() -> None:
+    text = ('CANNOT LINK EXECUTABLE "./sdxl_vae_decoder_run": cannot locate symbol '
+            '"_ZN3MNN7Express8Variable6createEv" referenced by "./sdxl_vae_decoder_run"...')
+    shown = _diag(text, ev=Evidence(LIB_PATH))
+    assert "push" not in shown and "another copy of it is found first" in shown
+    assert "/data/local/tmp:/data/local/tmp/MNN_fuse" in shown
