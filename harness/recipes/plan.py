@@ -121,10 +121,8 @@ class Plan:
             for out in step.outputs:
                 if out.path == path:
                     return f"the output {out.name!r} of step {step.name!r}"
-        for asset in self.assets:
-            if path == asset.dest or path.startswith(asset.dest.rstrip("/") + "/"):
-                return f"asset set {asset.set}"
-        return None
+        name = self.asset_set_of(path)
+        return None if name is None else f"asset set {name}"
 
     def asset_set_of(self, path: str) -> str | None:
         """The asset set whose entry holds device ``path`` (or None)."""
