@@ -101,7 +101,10 @@ async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Pat
     loop.add_signal_handler(signal.SIGUSR1, daemon.drop_connections)
     server = await asyncio.start_server(daemon.handle, sock=sock)
     ready = {"port": sock.getsockname()[1], "pid": os.getpid()}
-    (ctl / READY_FILE).write_text(json.dumps(ready))
+    # Written under another name and renamed: the farm polls for the file and reads it at
+    # once, and on a loaded host it would otherwise read it empty (JSONDecodeError).
+    (ctl / f"{READY_FILE}.tmp").write_text(json.dumps(ready))
+    (ctl / f"{READY_FILE}.tmp").replace(ctl / READY_FILE)
 
     async def ticker() -> None:
         while True:
