@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cli.options import Output, farm_option, output_options
-from harness.console import out
+from harness.console import err, out
 from harness.errors import EXIT_DEVICE
 
 
@@ -23,11 +24,25 @@ def _load_farm(farm_path: Path | None) -> Any:
 
 @click.command("devices")
 @farm_option
-@output_options("Print the phones as JSON.")
+@output_options("Print {\"devices\": [...], \"unreachable\": [{server, host, port, error}]} "
+                "as JSON.")
 def devices_cmd(farm_path: Path | None, output: Output) -> None:
-    """List the phones on every adb server of the farm, with their facts and leases."""
-    found = _load_farm(farm_path).discover()
-    output.emit([d.to_dict() for d in found], lambda: _print_devices(found))
+    """List the phones on every adb server of the farm, with their facts and leases.
+
+    Every farm server that could not be reached is named in a warning line on stderr.
+    """
+    farm = _load_farm(farm_path)
+    found = farm.discover()
+    quiet = not logging.getLogger("harness").isEnabledFor(logging.WARNING)  # -q: errors only
+    for server, why in [] if quiet else farm.unreachable:
+        err.print(f"[yellow]warning:[/] adb server {escape(server.name)} "
+                  f"({escape(server.host)}:{server.port}) could not be reached: {escape(why)}",
+                  markup=True)
+    output.emit({"devices": [d.to_dict() for d in found],
+                 "unreachable": [{"server": server.name, "host": server.host,
+                                  "port": server.port, "error": why}
+                                 for server, why in farm.unreachable]},
+                lambda: _print_devices(found))
 
 
 def _print_devices(found: list[Any]) -> None:

@@ -141,8 +141,9 @@ def _values(prompt: str | None, negative: str | None, seed: int | None) -> dict[
 
 @recipes.command("render")
 @click.argument("name")
-@click.option("--set", "set_pairs", multiple=True, metavar="NAME=VALUE",
-              help="Set a recipe parameter; repeatable.")
+@click.option("--set", "set_pairs", multiple=True, metavar="K=V",
+              help="A recipe parameter (steps=30), or a step override as for `harness run`: "
+                   "STEP.env.KEY=VALUE, STEP.unset=KEY, STEP.cwd=DIR. Repeatable.")
 @click.option("--prompt", default=None, help="The prompt (same as --set prompt=...).")
 @click.option("--negative", default=None, help="The negative prompt.")
 @click.option("--seed", type=int, default=None, help="The seed (same as --set seed=N).")
@@ -155,10 +156,12 @@ def recipes_render(name: str, set_pairs: tuple[str, ...], prompt: str | None,
                    negative: str | None, seed: int | None, tokenizer_dir: Path | None,
                    recipes_dirs: tuple[Path, ...], output: Output) -> None:
     """Render a recipe into the exact adb commands, as a POSIX shell script."""
+    from harness.recipes.overrides import apply_overrides, split_set_pairs
     from harness.recipes.script import render_shell
 
-    plan = _book(recipes_dirs).render(name, _values(prompt, negative, seed), set_pairs,
-                                      tokenizer_dir)
+    params, overrides = split_set_pairs(set_pairs)
+    plan = apply_overrides(_book(recipes_dirs).render(name, _values(prompt, negative, seed),
+                                                      params, tokenizer_dir), overrides)
     _warn(plan.warnings)
     output.emit(plan.to_dict(), lambda: click.echo(render_shell(plan), nl=False))
 

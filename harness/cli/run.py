@@ -18,8 +18,10 @@ from harness.errors import EXIT_RUN_FAILED
 @click.command("run")
 @click.argument("recipe")
 @click.option("--device", "-d", "selector", default="auto", show_default=True,
+              envvar="ANDROID_SERIAL", show_envvar=True,
               help="Serial, nickname, sim, or tag:EXPR; auto = an attached phone that meets "
-                   "the recipe's requirements, else a virtual phone.")
+                   "the recipe's requirements, else a virtual phone. $ANDROID_SERIAL, as "
+                   "for adb, when the option is not given.")
 @click.option("--prompt", "-p", default=None, help="The prompt (recipe parameter prompt).")
 @click.option("--negative", default=None, help="The negative prompt.")
 @click.option("--seed", type=int, default=None, help="The seed.")
@@ -43,15 +45,23 @@ from harness.errors import EXIT_RUN_FAILED
                    "still go on the phone.")
 @click.option("--verify", is_flag=True, help="Hash every synced file on the phone and repair "
               "mismatches (catches same-size corruption).")
+@click.option("--force", is_flag=True, help="Run even when lint finds errors the recipe does "
+              "not expect (the findings are stored as verdicts).")
+@click.option("--wait-cool", "wait_cool", type=click.FloatRange(min=0), default=0.0,
+              metavar="S", help="When the phone starts hot, wait up to S seconds for it to "
+              "cool (default: only warn and record a hot-start verdict).")
+@click.option("--offline-wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="S", help="How long a step waits for a phone that went offline.")
 @click.option("--quiet", "-q", is_flag=True, help="No live output lines.")
 @output_options("Print the run summary as JSON.")
 def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None,
             seed: int | None, set_pairs: tuple[str, ...], farm_path: Path | None,
             db_path: Path | None, logs_dir: Path, lease_wait: float,
             recipes_dirs: tuple[Path, ...], tokenizer_dir: Path | None, no_sync: bool,
-            keep_orphans: bool, verify: bool, quiet: bool, output: Output) -> None:
+            keep_orphans: bool, verify: bool, force: bool, wait_cool: float,
+            offline_wait: float, quiet: bool, output: Output) -> None:
     """Run a recipe on a phone: sync, tokenize, run each step, parse [Perf], pull PNGs, store."""
-    from harness.run.runner import RunEvents, RunRequest, run_recipe
+    from harness.run.runner import RunRequest, run_recipe
 
     if verify and no_sync:
         raise click.UsageError("--verify checks the synced files: it cannot go with --no-sync")
@@ -60,18 +70,11 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
         if value is not None:
             values[key] = value
     live = not (quiet or output.json)
-    events = RunEvents(
-        phase=(lambda text: err.print(f"[bold cyan]>[/] {text}", markup=True)) if live
-        else (lambda text: None),
-        line=(lambda step, stream, text: err.print(
-            f"[dim]{step}{'!' if stream == 'stderr' else ':'}[/] {escape(text)}", markup=True,
-            highlight=False)) if live else (lambda step, stream, text: None),
-        warning=lambda text: err.print(f"[bold yellow]warning:[/] {escape(text)}",
-                                       markup=True),
-    )
+    events = _events(live)
     request = RunRequest(recipe, selector, values, set_pairs, farm_path, db_path, logs_dir,
                          lease_wait, recipes_dirs, tokenizer_dir, not no_sync,
-                         keep_orphans=keep_orphans, verify=verify)
+                         keep_orphans=keep_orphans, verify=verify, force=force,
+                         wait_cool_s=wait_cool, offline_wait_s=offline_wait)
     if live and err.is_terminal:
         from rich.progress import (
             BarColumn,
@@ -91,6 +94,26 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
     output.emit(summary.to_dict(), lambda: _print_run(summary))
     if summary.status != "ok":
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _events(live: bool) -> Any:
+    """Progress on stderr. Without live output (--quiet, --json) only what the user must know
+    at once still shows: warnings and a phone gone offline; stdout stays parseable."""
+    from harness.run.runner import RunEvents
+
+    def phase(text: str) -> None:
+        if live or "offline" in text or text.endswith("is back; following the step again"):
+            err.print(f"[bold cyan]>[/] {escape(text)}", markup=True)
+
+    def line(step: str, stream: str, text: str) -> None:
+        if live:
+            err.print(f"[dim]{step}{'!' if stream == 'stderr' else ':'}[/] {escape(text)}",
+                      markup=True, highlight=False)
+
+    def warning(text: str) -> None:
+        err.print(f"[yellow]warning:[/] {escape(text)}", markup=True)
+
+    return RunEvents(phase=phase, line=line, warning=warning)
 
 
 def _print_run(summary: Any) -> None:

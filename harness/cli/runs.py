@@ -23,6 +23,20 @@ def _when(stamp: float | None) -> str:
     return "" if stamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
+def _temps_text(temps: dict[str, Any] | None) -> str:
+    """``battery 31.2 °C, hottest 36.8 °C (cpu-1-0-0)`` from a run's stored temperatures."""
+    if not temps:
+        return "not recorded"
+    parts = []
+    if temps.get("battery_c") is not None:
+        parts.append(f"battery {temps['battery_c']:.1f} °C")
+    zones = temps.get("zones") or {}
+    if zones:
+        name = max(zones, key=lambda n: zones[n])
+        parts.append(f"hottest zone {zones[name]:.1f} °C ({name})")
+    return ", ".join(parts) or "not recorded"
+
+
 def _run_dict(run: RunRecord) -> dict[str, Any]:
     return asdict(run) | {"seconds": run.seconds}
 
@@ -54,7 +68,8 @@ def _print_runs(items: list[RunRecord]) -> None:
     table.add_column("id", no_wrap=True, min_width=len(items[0].id) if items else 2)
     for run in items:
         table.add_row(_when(run.started_at), run.recipe, run.serial or "", run.status,
-                      "" if run.seconds is None else f"{run.seconds:.1f}", run.verdict or "",
+                      "" if run.seconds is None else f"{run.seconds:.1f}",
+                      " | ".join((run.verdict or "").splitlines()),
                       run.id)
     out.print(table)
 
@@ -66,10 +81,16 @@ def _print_detail(detail: RunDetail) -> None:
     out.print(f"phone {run.serial or '?'} on {run.host or '?'}, harness "
               f"{run.harness_version or '?'}; {_when(run.started_at)} -> "
               f"{_when(run.ended_at) or '(not finished)'}")
-    for label, value in (("verdict", run.verdict), ("diagnosis", run.diagnosis),
-                         ("folder", run.run_dir), ("bench", run.bench_id)):
+    for label, value in (("diagnosis", run.diagnosis), ("folder", run.run_dir),
+                         ("bench", run.bench_id)):
         if value:
             out.print(f"{label}: {value}")
+    out.print(f"temperatures: before {_temps_text(run.temps_before)}; after "
+              f"{_temps_text(run.temps_after)}")
+    verdicts = [v for v in (run.verdict or "").splitlines() if v]  # one per line
+    out.print("verdicts: " + ("none" if not verdicts else f"{len(verdicts)}"))
+    for verdict in verdicts:
+        out.print(f"  - {verdict}")
     steps = Table("#", "step", "exit", "seconds", "diagnosis")
     for s in detail.steps:
         steps.add_row(str(s.index), s.name, "" if s.exit_code is None else str(s.exit_code),

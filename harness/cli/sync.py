@@ -20,10 +20,12 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.cli.options import Output, farm_option, output_options
+from harness.errors import UsageError
 
 device_option = click.option(
-    "--device", "-d", "selector", required=True,
-    help="Phone(s): serial, nickname, sim, or tag:EXPR (every matching phone is synced).")
+    "--device", "-d", "selector", required=True, envvar="ANDROID_SERIAL", show_envvar=True,
+    help="Phone(s): serial, nickname, sim, or tag:EXPR (every matching phone is synced); "
+         "$ANDROID_SERIAL, as for adb, when the option is not given.")
 
 
 def _console() -> Console:
@@ -34,7 +36,6 @@ def _console() -> Console:
 
 def _sets(names: tuple[str, ...]) -> list[Any]:
     from harness.assets.sets import load_asset_sets
-    from harness.errors import UsageError
     from harness.farm.inventory import ensure_demo_assets
     from harness.yamlpos import suggest
 
@@ -137,20 +138,35 @@ def assets_list(output: Output) -> None:
 @output_options("Print the status as JSON.")
 def assets_status(set_names: tuple[str, ...], selector: str, farm_path: Path | None,
                   output: Output) -> None:
-    """Show which sets are present, stale or missing on each phone (one round trip)."""
+    """Show which sets are present, stale or missing on each phone (one round trip).
+
+    Without SET names every set is listed; a set whose local source is absent is shown as
+    "no source" (it cannot be compared or pushed) instead of stopping the listing.
+    """
     from harness.assets.sets import load_asset_sets
     from harness.assets.sync import Syncer, set_status
     from harness.farm.inventory import resolve
 
     sets = _sets(set_names or tuple(load_asset_sets()))
+    absent = {s.name: [str(e.src) for e in s.entries if not e.src.exists()] for s in sets}
+    if set_names:  # named explicitly: a missing source is an error, as for push
+        for name, paths in absent.items():
+            if paths:
+                raise UsageError(f"asset set {name}: {paths[0]} does not exist")
+    usable = [s for s in sets if not absent[s.name]]
     rows = []
     for device in resolve(selector, farm_path, many=True):
-        for plan in Syncer(device).plan(sets):
-            state, detail = set_status(plan)
-            rows.append({"serial": device.serial, "set": plan.asset_set, "status": state,
+        found = {plan.asset_set: plan for plan in Syncer(device).plan(usable)} if usable else {}
+        for s in sets:
+            if absent[s.name]:
+                rows.append({"serial": device.serial, "set": s.name, "status": "no source",
+                             "detail": f"local source absent: {', '.join(absent[s.name])}"})
+                continue
+            state, detail = set_status(found[s.name])
+            rows.append({"serial": device.serial, "set": s.name, "status": state,
                          "detail": detail})
     table = Table("phone", "set", "status", "detail")
-    colours = {"present": "green", "stale": "yellow", "missing": "red"}
+    colours = {"present": "green", "stale": "yellow", "missing": "red", "no source": "dim"}
     for row in rows:
         table.add_row(row["serial"], row["set"],
                       Text(row["status"], style=colours[row["status"]]), row["detail"])

@@ -9,10 +9,20 @@ The farm file (YAML, default ``$HARNESS_HOME/farm.yaml``, ``--farm`` to override
         host: 127.0.0.1         #   ssh -N -L 15037:127.0.0.1:5037 lab2
         port: 15037
     sim: true                   # include the virtual farm's server while it runs
+    thermal: {battery_c: 35, cpu_c: 38}          # `harness run`'s hot-start limits (°C)
     devices:
-      R5CW30ABCDE: {nickname: s24, tags: [nightly]}
+      R5CW30ABCDE: {nickname: s24, tags: [nightly], thermal: {cpu_c: 42}}
     exclude:
       R5CX1234: cracked screen, thermal sensor reads 0
+
+Without a farm file, or without ``servers``, the one server is the local one, found as adb
+finds it (``packages/modules/adb/client/commandline.cpp``, ``adb_commandline``):
+``ADB_SERVER_SOCKET=tcp:HOST:PORT`` when set, else ``ANDROID_ADB_SERVER_ADDRESS`` and
+``ANDROID_ADB_SERVER_PORT`` (defaults 127.0.0.1 and 5037).
+
+``thermal`` limits: ``harness run`` warns and records a ``hot-start`` verdict when the
+battery or any CPU thermal zone (a zone whose type names ``cpu``) is above its limit before
+a run starts; a phone's own ``thermal`` overrides the farm's key by key.
 
 Every phone also gets automatic tags from its facts: its SoC (``sm8650``), platform
 (``pineapple``), marketed RAM (``ram16``), Android (``android14``) and ``sim`` for virtual
@@ -25,9 +35,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,28 +57,74 @@ SIM_SERVER_NAME = "sim"
 FACTS_WORKERS = 8
 HOST_RE = re.compile(r"[A-Za-z0-9_.:-]{1,253}|\[[0-9A-Fa-f:.]+\]")  # a name, IPv4 or IPv6
 TAG_WORD_RE = re.compile(r"[a-z0-9_][a-z0-9_.-]*")
+ADB_DEFAULT_PORT = 5037
+BATTERY_HOT_C = 35.0  # above this a battery is warm enough to throttle a phone soon
+CPU_HOT_C = 38.0  # a CPU zone above this at the start: the run begins already warm
+THERMAL_KEYS = ("battery_c", "cpu_c")
 
 
 @dataclass(frozen=True)
 class ServerSpec:
     name: str
     host: str = "127.0.0.1"
-    port: int = 5037
+    port: int = ADB_DEFAULT_PORT
+
+
+@dataclass(frozen=True)
+class ThermalLimits:
+    """Temperatures above which a run starts hot (°C)."""
+
+    battery_c: float = BATTERY_HOT_C
+    cpu_c: float = CPU_HOT_C
 
 
 @dataclass(frozen=True)
 class DeviceSpec:
     nickname: str | None = None
     tags: tuple[str, ...] = ()
+    thermal: dict[str, float] = field(default_factory=dict)  # overrides of the farm's limits
+
+
+def local_server_spec(env: Mapping[str, str] | None = None) -> ServerSpec:
+    """The local adb server as an adb client finds it from its environment.
+
+    AOSP adb (``client/commandline.cpp``): ``ADB_SERVER_SOCKET`` (``-L``) (``tcp:HOST:PORT`` or
+    ``tcp:PORT``) wins; otherwise ``ANDROID_ADB_SERVER_ADDRESS`` and
+    ``ANDROID_ADB_SERVER_PORT``; the defaults are localhost and 5037.
+    """
+    env = os.environ if env is None else env
+    socket_spec = env.get("ADB_SERVER_SOCKET", "").strip()
+    if socket_spec:
+        kind, _, rest = socket_spec.partition(":")
+        host, _, port_text = rest.rpartition(":")
+        if kind != "tcp" or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigError(f"ADB_SERVER_SOCKET={socket_spec!r}: expected tcp:HOST:PORT "
+                              "or tcp:PORT")
+        return ServerSpec("local", (host or "127.0.0.1").strip("[]"), int(port_text))
+    port_text = env.get("ANDROID_ADB_SERVER_PORT", "").strip()
+    if port_text and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
+        raise ConfigError(f"ANDROID_ADB_SERVER_PORT={port_text!r}: expected a port 1-65535")
+    host = env.get("ANDROID_ADB_SERVER_ADDRESS", "").strip() or "127.0.0.1"
+    return ServerSpec("local", host, int(port_text) if port_text else ADB_DEFAULT_PORT)
+
+
+def _default_servers() -> tuple[ServerSpec, ...]:
+    return (local_server_spec(),)
 
 
 @dataclass(frozen=True)
 class FarmConfig:
-    servers: tuple[ServerSpec, ...] = (ServerSpec("local"),)
+    servers: tuple[ServerSpec, ...] = field(default_factory=_default_servers)
     devices: dict[str, DeviceSpec] = field(default_factory=dict)
     exclude: dict[str, str] = field(default_factory=dict)
     include_sim: bool = True
     source: str = "(default)"
+    thermal: ThermalLimits = field(default_factory=ThermalLimits)
+
+    def thermal_limits(self, serial: str) -> ThermalLimits:
+        """The farm's limits with the phone's own overrides applied."""
+        spec = self.devices.get(serial)
+        return replace(self.thermal, **spec.thermal) if spec and spec.thermal else self.thermal
 
 
 @dataclass
@@ -134,7 +191,7 @@ def load_farm(path: Path | None = None) -> FarmConfig:
         return FarmConfig(servers=(), source=name)
     if not isinstance(data, PosDict):
         raise ConfigError(f"{name}:1: a farm file is a mapping (servers, devices, exclude)")
-    check_keys(data, ("servers", "devices", "exclude", "sim"), "the farm file")
+    check_keys(data, ("servers", "devices", "exclude", "sim", "thermal"), "the farm file")
     servers = _servers(name, data)
     devices: dict[str, DeviceSpec] = {}
     raw_devices = data.get("devices") or {}
@@ -153,14 +210,31 @@ def load_farm(path: Path | None = None) -> FarmConfig:
     sim = data.get("sim", True)
     if not isinstance(sim, bool):
         raise ConfigError(f"{pos_of(data, 'sim')}: sim must be true or false")
+    thermal = ThermalLimits(**_thermal(data, "thermal"))
     return FarmConfig(tuple(servers), devices, {str(k): str(v) for k, v in exclude.items()},
-                      sim, name)
+                      sim, name, thermal)
+
+
+def _thermal(parent: Any, key: str) -> dict[str, float]:
+    raw = parent.get(key) if isinstance(parent, dict) else None
+    if raw is None:
+        return {}
+    if not isinstance(raw, PosDict):
+        raise ConfigError(f"{pos_of(parent, key)}: thermal must be a mapping "
+                          "(battery_c, cpu_c)")
+    check_keys(raw, THERMAL_KEYS, "thermal")
+    limits = {}
+    for name, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{pos_of(raw, name)}: thermal {name} must be a number (°C)")
+        limits[str(name)] = float(value)
+    return limits
 
 
 def _servers(name: str, data: PosDict) -> list[ServerSpec]:
     raw = data.get("servers")
     if raw is None:
-        return [ServerSpec("local")]
+        return [local_server_spec()]
     if not isinstance(raw, list):
         raise ConfigError(f"{pos_of(data, 'servers')}: servers must be a list")
     servers = []
@@ -169,7 +243,7 @@ def _servers(name: str, data: PosDict) -> list[ServerSpec]:
             raise ConfigError(f"{pos_of(data, 'servers')}: server {i + 1} must "
                               "be a mapping with host/port/name")
         check_keys(item, ("name", "host", "port"), "a server")
-        port = item.get("port", 5037)
+        port = item.get("port", ADB_DEFAULT_PORT)
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise ConfigError(f"{pos_of(item, 'port')}: port must be 1-65535")
         host = item.get("host", "127.0.0.1")
@@ -191,7 +265,7 @@ def _device_spec(name: str, parent: Any, serial: Any, spec: Any) -> DeviceSpec:
     if not isinstance(spec, PosDict):
         raise ConfigError(f"{pos_of(parent, serial)}: device {serial} must be a "
                           "mapping (nickname, tags)")
-    check_keys(spec, ("nickname", "tags"), f"device {serial}")
+    check_keys(spec, ("nickname", "tags", "thermal"), f"device {serial}")
     tags = spec.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str | int) for t in tags):
         raise ConfigError(f"{pos_of(spec, 'tags')}: tags must be a list of words")
@@ -203,7 +277,7 @@ def _device_spec(name: str, parent: Any, serial: Any, spec: Any) -> DeviceSpec:
     if nickname is not None and not isinstance(nickname, str | int):
         raise ConfigError(f"{pos_of(spec, 'nickname')}: nickname must be a string")
     return DeviceSpec(str(nickname) if nickname is not None else None,
-                      tuple(str(t).lower() for t in tags))
+                      tuple(str(t).lower() for t in tags), _thermal(spec, "thermal"))
 
 
 def parse_tags(expr: str) -> list[list[tuple[bool, str]]]:
@@ -235,6 +309,8 @@ class Farm:
 
     def __init__(self, config: FarmConfig | None = None) -> None:
         self.config = config or FarmConfig()
+        # servers the last discover() could not reach, with the reason
+        self.unreachable: list[tuple[ServerSpec, str]] = []
 
     def servers(self) -> list[ServerSpec]:
         servers = list(self.config.servers)
@@ -256,11 +332,13 @@ class Farm:
     def discover(self, with_facts: bool = True) -> list[FarmDevice]:
         """Every phone on every server (excluded ones flagged), with facts when online."""
         found: list[FarmDevice] = []
+        self.unreachable = []
         for server in self.servers():
             try:
                 infos = self.endpoint(server).devices()
-            except DeviceError as exc:  # an unreachable server is `harness doctor`'s job
+            except DeviceError as exc:  # not reachable: the CLI names it, doctor explains
                 log.info("adb server %s: %s", server.name, exc)
+                self.unreachable.append((server, str(exc) or type(exc).__name__))
                 continue
             for info in infos:
                 spec = self.config.devices.get(info.serial, DeviceSpec())
@@ -399,8 +477,7 @@ def resolve(selector: str, farm_path: Path | None = None,
     config = load_farm(farm_path)
     if selector == "sim":
         ensure_sim()
-        config = FarmConfig(config.servers, config.devices, config.exclude, True,
-                            config.source)
+        config = replace(config, include_sim=True)
     farm = Farm(config)
     chosen = farm.select(selector, requirements).require_one()
     if not many:  # prefer a phone no other harness job holds

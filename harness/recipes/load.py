@@ -31,11 +31,11 @@ A recipe file::
         env: {CLML_NO_REUSE_TNN: "1", SDXL_EXPORT_X0: "{{ '1' if k == 0 else omit }}"}
         cwd: /data/local/tmp        # optional
         timeout_s: 1800
-        inputs: ["{{ device_tmp }}/clip_l_ids.i32"]
+        inputs: ["{{ device_tmp }}/clip_l_ids.i32"]   # checked on the phone before the step
         outputs:
           - {name: latent, path: "{{ latent }}", kind: latent, dtype: float32,
              shape: [1, 4, "{{ height // 8 }}", "{{ width // 8 }}"]}
-        perf: [clip.ms, unet.loop_s, unet.s/step]
+        perf: [clip.ms, unet.loop_s, unet.s/step]   # expected metrics: their stored names
         memory_gb: 9.5              # optional declared peak footprint
 
 Step and output names are plain names (``[A-Za-z0-9_][A-Za-z0-9_.-]*``: they name files in
@@ -45,6 +45,12 @@ destinations. Every string is a Jinja2 template rendered in a sandbox with
 (``/data/local/tmp``) and ``omit`` are in scope. An ``args``, ``env`` or ``inputs`` item
 that renders to ``omit`` is left out (so a switch can depend on a parameter). Parameter
 values are data, never templates.
+An ``env`` name may be a template too (``"{{ seed_env }}": ...``), so that a parameter can
+say which variable a binary reads. ``inputs`` are device files the step reads: ``harness
+run`` checks them before the step starts. ``perf`` names the metrics the step must print;
+a figure printed under other label words or another time unit is stored under that name
+(:func:`harness.run.perf.expect_metrics`), a missing one is a warning and a verdict. Token
+files may not lie inside an asset set's folder (harness never writes into a weights tree).
 
 ``extends`` merge rules (the child is applied over its fully merged parent):
 

@@ -111,6 +111,26 @@ class Plan:
     def outputs(self) -> list[tuple[PlanStep, OutputSpec]]:
         return [(step, out) for step in self.steps for out in step.outputs]
 
+    def provider(self, path: str) -> str | None:
+        """What puts device file ``path`` on the phone, in words: an asset set (``asset set
+        sdxl-weights``), the token ids harness writes, or an earlier step's output."""
+        for token in self.token_files:
+            if token.dest == path:
+                return f"the {token.kind} token ids harness writes before the steps"
+        for step in self.steps:
+            for out in step.outputs:
+                if out.path == path:
+                    return f"the output {out.name!r} of step {step.name!r}"
+        name = self.asset_set_of(path)
+        return None if name is None else f"asset set {name}"
+
+    def asset_set_of(self, path: str) -> str | None:
+        """The asset set whose entry holds device ``path`` (or None)."""
+        for asset in self.assets:
+            if path == asset.dest or path.startswith(asset.dest.rstrip("/") + "/"):
+                return asset.set
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
         data: dict[str, Any] = asdict(self)

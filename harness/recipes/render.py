@@ -178,10 +178,13 @@ def _outputs(step: PosDict, renderer: _Renderer, params: Mapping[str, ParamValue
 def _env(step: PosDict, renderer: _Renderer) -> dict[str, str]:
     raw = step.get("env") or PosDict()
     env: dict[str, str] = {}
-    for key, value in raw.items():
+    for raw_key, value in raw.items():
+        # A name may be a template too: a recipe parameter can say which variable a binary
+        # reads (sd15-512's seed_env / clip_ids_env).
+        key = renderer.text(raw_key, raw.pos_of(raw_key)) if "{" in raw_key else raw_key
         if not key.isidentifier() or not key.isascii():
-            raise ConfigError(f"{raw.pos_of(key)}: {key!r} is not a valid variable name")
-        text = renderer.text(value, raw.pos_of(key))
+            raise ConfigError(f"{raw.pos_of(raw_key)}: {key!r} is not a valid variable name")
+        text = renderer.text(value, raw.pos_of(raw_key))
         if OMIT not in text:
             env[key] = text
     return env
@@ -262,6 +265,18 @@ def _run_checks(data: PosDict, renderer: _Renderer, recipe: str) -> None:
         raise UsageError(f"recipe {recipe!r}: {message}")
 
 
+def _keep_out_of_assets(tokens: Sequence[TokenFile], assets: Sequence[PlanAsset],
+                        data: PosDict) -> None:
+    """Harness never writes inside an asset set's tree (a weights folder): a token file there
+    would re-create a deleted folder and hide that the set is missing."""
+    for token in tokens:
+        for asset in assets:
+            if token.dest.startswith(asset.dest.rstrip("/") + "/") or token.dest == asset.dest:
+                raise ConfigError(f"{data.pos_of('tokens')}: token file {token.dest} lies "
+                                  f"inside asset set {asset.set}'s {asset.dest}: harness "
+                                  "does not write into an asset tree; put it beside it")
+
+
 def _check_unique(steps: Sequence[PlanStep], data: PosDict) -> None:
     seen: set[str] = set()
     for step in steps:
@@ -296,6 +311,7 @@ def render_recipe_data(recipe: Recipe, chosen: Mapping[str, ParamValue],
         load_bpe(tokenizer_dir)  # fail early on a bad --tokenizer-dir
     tokens, warnings = _token_files(data, renderer, tokenizer_dir, roots)
     asset_names, assets = _assets(data, sets)
+    _keep_out_of_assets(tokens, assets, data)
     req = data.get("requirements") or {}
     min_ram = req.get("min_ram_gb")
     return Plan(

@@ -26,14 +26,37 @@ def step_command(step: PlanStep) -> str:
     return f"cd {quote(step.cwd)} && {line}" if step.cwd else line
 
 
-def prepare_command(step: PlanStep) -> str | None:
-    """Before a step: create its output folders and delete old outputs, so that a stale file
-    is never taken for a fresh one (``None`` when the step declares no outputs)."""
-    if not step.outputs:
+MISSING_PREFIX = "@@harness-missing "  # a line prepare_command prints per absent input
+
+
+def input_check(step: PlanStep) -> str | None:
+    """Print ``@@harness-missing PATH`` for each declared input absent on the phone."""
+    if not step.inputs:
         return None
-    dirs = dict.fromkeys(posixpath.dirname(out.path) for out in step.outputs)
-    return ("mkdir -p " + " ".join(quote(d) for d in dirs) + " && rm -f "
-            + " ".join(quote(out.path) for out in step.outputs))
+    tests = " ".join(f"[ -e {quote(path)} ] || echo {quote(MISSING_PREFIX + path)};"
+                     for path in step.inputs)
+    return f"{{ {tests} true; }}"
+
+
+def prepare_command(step: PlanStep) -> str | None:
+    """Before a step, in one round trip: report missing inputs (:func:`missing_inputs` reads
+    the report), create its output folders and delete old outputs, so that a stale file is
+    never taken for a fresh one (``None`` when the step declares neither)."""
+    parts = []
+    check = input_check(step)
+    if check:
+        parts.append(check)
+    if step.outputs:
+        dirs = dict.fromkeys(posixpath.dirname(out.path) for out in step.outputs)
+        parts.append("mkdir -p " + " ".join(quote(d) for d in dirs) + " && rm -f "
+                     + " ".join(quote(out.path) for out in step.outputs))
+    return " && ".join(parts) if parts else None
+
+
+def missing_inputs(output: str) -> list[str]:
+    """The inputs :func:`prepare_command` reported missing, in the order declared."""
+    return [line[len(MISSING_PREFIX):] for line in output.splitlines()
+            if line.startswith(MISSING_PREFIX)]
 
 
 def adb_shell(device_command: str) -> str:

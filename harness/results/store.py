@@ -126,7 +126,7 @@ class RunRecord:
     serial: str | None
     host: str | None
     harness_version: str | None
-    verdict: str | None
+    verdict: str | None  # one verdict per line (hot-start, colour blocks, missing metrics...)
     diagnosis: str | None
     run_dir: str | None
     bench_id: str | None

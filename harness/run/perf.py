@@ -1,4 +1,4 @@
-"""Parse the ``[Perf]`` lines the pipeline binaries print.
+"""Parse the ``[Perf]`` lines the pipeline binaries print, and name their figures stably.
 
 Formats seen in the seed (seed-facts.md)::
 
@@ -8,13 +8,14 @@ Formats seen in the seed (seed-facts.md)::
     [Perf] init_s=65.6627  /  [Perf] UNet init_s=65.6627   -> init_s  /  unet.init_s
     [Perf] iters=1 warmup=0 s/it=1.61393                   -> iters, warmup, s/it
 
-Rules:
+Parsing rules (:func:`parse_perf_line`):
 
 - ``[Perf]`` may appear anywhere in a line (binaries and logcat prefix timestamps); the text
   before it is ignored. Lines without ``[Perf]`` are not perf lines (``None``).
-- The words before the first ``key=value`` pair form a label; it is lower-cased, its words
-  joined with ``.``, and prefixed to every key of the line (``UNet loop_s`` -> ``unet.loop_s``).
-  Keys are kept as printed, unknown keys included.
+- The words before the first ``key=value`` pair form a label; it is lower-cased, a trailing
+  ``:`` of a word is dropped (``UNet:``), its words are joined with ``.``, and it prefixes
+  every key of the line (``UNet loop_s`` -> ``unet.loop_s``). Keys are lower-cased in metric
+  names (``Loop_S`` -> ``loop_s``); unknown keys are kept.
 - Values are numbers: ints stay ints in :class:`PerfRecord` (``steps=20``), everything is a
   float in the flat metrics map. ``nan``/``inf`` are accepted (a broken run prints them and
   that is worth keeping).
@@ -24,11 +25,31 @@ Rules:
   and contributes nothing.
 - When a metric appears on several lines (one line per iteration, say), the flat map keeps the
   last value; every line stays available in ``records``.
+
+Naming rule (:func:`expect_metrics`): binaries we did not write label the same figure
+differently (``[Perf] init_s=`` from one, ``[Perf] UNet init_s=`` from another; ``ms`` from
+one, ``s`` from another). A recipe step declares the metrics it expects (``perf:``), and each
+declared name is the figure's one stored name:
+
+1. a printed metric of exactly the declared name is taken as it is;
+2. otherwise a printed metric is the same figure when its key equals the declared key
+   (case-insensitive) and the label words of one are a subset of the other's (a label word
+   added or dropped: ``unet.init_s`` for ``init_s``, ``loop_s`` for ``unet.loop_s``,
+   ``vae.decode.s/it`` for ``vae.s/it``), or when the keys differ only in their time unit
+   (``s``, ``ms``, ``us`` as the whole key, after ``_``, or before ``/``: ``init_ms`` for
+   ``init_s``, ``ms/step`` for ``s/step``); its value is converted to the declared unit;
+3. exactly one such printed metric is renamed to the declared name; none, or several (which
+   one would be a guess), leaves the declared metric missing, which the run reports as a
+   warning and a stored verdict. Printed metrics nobody declared keep their printed names.
+
+In a declared name the key is what follows the last ``.`` (``unet.s/step`` -> label
+``unet``, key ``s/step``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 PERF_TAG = "[Perf]"
@@ -47,7 +68,7 @@ class PerfRecord:
     line: str
 
     def metric_name(self, key: str) -> str:
-        return f"{self.label}.{key}" if self.label else key
+        return f"{self.label}.{key.lower()}" if self.label else key.lower()
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -103,6 +124,7 @@ def parse_perf_line(line: str, line_no: int = 0) -> PerfRecord | PerfIssue | Non
         if pair is None:
             if values:
                 return PerfIssue(line_no, text, f"unexpected word {word!r} after the figures")
+            word = word.removesuffix(":")
             if not _LABEL_WORD_RE.match(word):
                 return PerfIssue(line_no, text, f"unexpected label word {word!r}")
             label_words.append(word.lower())
@@ -115,7 +137,7 @@ def parse_perf_line(line: str, line_no: int = 0) -> PerfRecord | PerfIssue | Non
         value = _number(raw)
         if value is None:
             return PerfIssue(line_no, text, f"{key}={raw} is not a number")
-        if key in values:
+        if key.lower() in (k.lower() for k in values):
             return PerfIssue(line_no, text, f"{key} appears twice")
         values[key] = value
     if not values:
@@ -153,3 +175,66 @@ def parse_perf(text: str) -> PerfReport:
     for line in text.splitlines():
         collector.feed_line(line)
     return collector.report()
+
+
+# ---- stable names for declared metrics ---------------------------------------------------
+
+_TIME_UNITS_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+_UNIT_KEY_RE = re.compile(r"^(?:(?P<stem>.+)_)?(?P<unit>s|ms|us)(?P<per>/.+)?\Z")
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    """Printed metrics under their stable names, and what was declared but not printed."""
+
+    metrics: dict[str, float]
+    renamed: dict[str, str]  # declared name -> printed name it was found under
+    missing: list[str]  # declared names not printed
+    ambiguous: dict[str, list[str]]  # declared name -> several printed candidates
+
+
+def _split(name: str) -> tuple[frozenset[str], str]:
+    label, _, key = name.rpartition(".")
+    return frozenset(w for w in label.split(".") if w), key.lower()
+
+
+def unit_factor(printed_key: str, declared_key: str) -> float | None:
+    """The factor that turns a value of ``printed_key`` into ``declared_key``'s unit, when
+    both name the same quantity (1.0 for equal keys); None when they differ."""
+    if printed_key == declared_key:
+        return 1.0
+    a, b = _UNIT_KEY_RE.match(printed_key), _UNIT_KEY_RE.match(declared_key)
+    if a is None or b is None or (a["stem"], a["per"]) != (b["stem"], b["per"]):
+        return None
+    return _TIME_UNITS_S[a["unit"]] / _TIME_UNITS_S[b["unit"]]
+
+
+def _same_figure(printed: str, declared: str) -> float | None:
+    p_label, p_key = _split(printed)
+    d_label, d_key = _split(declared)
+    if not (p_label <= d_label or d_label <= p_label):
+        return None
+    return unit_factor(p_key, d_key)
+
+
+def expect_metrics(metrics: dict[str, float], declared: Sequence[str]) -> MetricCheck:
+    """Rename printed ``metrics`` to the ``declared`` names by the naming rule above."""
+    result = dict(metrics)
+    renamed: dict[str, str] = {}
+    missing: list[str] = []
+    ambiguous: dict[str, list[str]] = {}
+    wanted = {name.lower() for name in declared}
+    for name in declared:
+        if name in result:
+            continue
+        found = [(p, f) for p in result if p not in wanted and p not in renamed.values()
+                 and (f := _same_figure(p, name)) is not None]
+        if len(found) == 1:
+            printed, factor = found[0]
+            result[name] = result.pop(printed) * factor
+            renamed[name] = printed
+        else:
+            missing.append(name)
+            if found:
+                ambiguous[name] = sorted(p for p, _ in found)
+    return MetricCheck(result, renamed, missing, ambiguous)

@@ -1,8 +1,12 @@
 """Execute a rendered plan on one phone and keep everything that happened.
 
-select + lease a phone -> sync asset sets -> write token ids -> for each step: a background
-run on the phone (live lines, timeout, killed on Ctrl-C or timeout), ``[Perf]`` parsed, a
-diagnosis on failure -> pull outputs, PNGs, colour-block/NaN verdicts -> the store (each step
+select + lease a phone -> refuse a plan with unexpected lint errors (unless forced) -> check
+temperatures (warn, ``hot-start`` verdict, optionally wait to cool) -> sync asset sets -> write
+token ids -> for each step: check its declared inputs on the phone (in the same round trip as
+its preparation), a background run on the phone (live lines, timeout, killed on Ctrl-C or
+timeout; a phone that vanishes is waited for, announced, and the step stored with its partial
+output and an unknown exit status), ``[Perf]`` parsed and named by the step's declared metrics,
+a diagnosis on failure -> pull outputs, PNGs, colour-block/NaN verdicts -> the store (each step
 committed as it ends) and the run folder ``logs/<time>-<recipe>-<serial>/``.
 """
 
@@ -16,34 +20,40 @@ import socket
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.device.background import BackgroundRun, RunOutcome
 from harness.device.device import Device
+from harness.device.devshell import quote
+from harness.device.errors import DeviceError
 from harness.device.facts import DeviceFacts
 from harness.errors import HarnessError, UsageError
+from harness.farm.inventory import ThermalLimits
 from harness.home import safe_name
-from harness.recipes.lint import Finding, lint
+from harness.recipes.lint import ERROR, SDXL_1024_MIN_RAM_GB, SDXL_1024_SIDE_PX, Finding, lint
+from harness.recipes.overrides import apply_overrides, split_set_pairs
 from harness.recipes.plan import Plan, PlanStep
-from harness.recipes.script import prepare_command, render_shell, step_command
+from harness.recipes.script import missing_inputs, prepare_command, render_shell, step_command
 from harness.results.store import OutputRecord, StepRecord, Store
 from harness.run.blocks import find_output_blocks, write_overlay
 from harness.run.diagnose import (
+    Evidence,
     diagnose_failure,
     diagnose_output,
     lmkd_kills,
 )
+from harness.run.heat import hot_reasons, wait_cool
 from harness.run.images import convert_qfp32, read_qfp32
-from harness.run.perf import PerfCollector
+from harness.run.perf import PerfCollector, expect_metrics
 from harness.run.signals import interrupt_name
-from harness.yamlpos import suggest
 
 log = logging.getLogger(__name__)
 
 TAIL_CHARS = 4000  # of stdout/stderr kept in the store (the run folder keeps everything)
 LMKD_COMMAND = "logcat -d -b main -b system -b events 2>/dev/null | grep -iE 'lowmemorykiller|lmkd'"
+OFFLINE_WAIT_S = 30.0  # how long a step waits for a phone that vanished before giving up
 
 
 @dataclass
@@ -54,6 +64,18 @@ class RunEvents:
     line: Callable[[str, str, str], None] = lambda step, stream, text: None
     sync_progress: Callable[[int, int], None] = lambda done, total: None
     warning: Callable[[str], None] = lambda text: None
+
+
+@dataclass
+class RunOptions:
+    """How careful a run is: heat, a vanished phone, forced lint findings, RAM advice."""
+
+    thermal: ThermalLimits = field(default_factory=ThermalLimits)
+    wait_cool_s: float = 0.0  # 0: do not wait, only warn
+    offline_wait_s: float = OFFLINE_WAIT_S
+    forced: tuple[Finding, ...] = ()  # lint errors the user ran anyway (--force)
+    # phones of the farm with at least this much RAM (for an out-of-memory hint)
+    fitting: Callable[[float], tuple[str, ...]] | None = None
 
 
 @dataclass
@@ -103,31 +125,94 @@ def run_folder(logs_dir: Path, recipe: str, serial: str) -> Path:
     return path
 
 
+def refused_findings(plan: Plan) -> list[Finding]:
+    """Lint errors the recipe does not expect: ``harness run`` refuses them without --force."""
+    return [f for f in lint(plan) if f.severity == ERROR and f.rule not in plan.expect_lint]
+
+
+def needed_ram_gb(plan: Plan) -> float | None:
+    """What the plan's model needs by the seed (SDXL 1024: 16 GB), else the recipe's minimum."""
+    height, width = plan.params.get("height"), plan.params.get("width")
+    if plan.family == "sdxl" and isinstance(height, int) and isinstance(width, int) \
+            and max(height, width) >= SDXL_1024_SIDE_PX:
+        return float(SDXL_1024_MIN_RAM_GB)
+    return plan.requirements.min_ram_gb
+
+
+@dataclass
+class AnnouncingDevice(Device):
+    """A device that says so when harness starts waiting for it to come back."""
+
+    announce: Callable[[str], None] = lambda text: None
+
+    def recover(self, timeout_s: float | None = None) -> None:
+        if self.state() == "device":
+            super().recover(timeout_s)
+            return
+        wait = self.recover_timeout_s if timeout_s is None else timeout_s
+        self.announce(f"{self.serial} offline; waiting up to {wait:g} s for it to come back")
+        super().recover(timeout_s)
+        self.announce(f"{self.serial} is back; following the step again")
+
+
+class StepLost(HarnessError):
+    """The phone vanished during a step and did not come back in time."""
+
+
 class Runner:
     """Runs one plan on one (already leased) device."""
 
     def __init__(self, plan: Plan, device: Device, store: Store, logs_dir: Path,
                  events: RunEvents | None = None, sync_sets: Sequence[Any] = (),
-                 verify: bool = False) -> None:
+                 verify: bool = False, options: RunOptions | None = None) -> None:
         self.plan = plan
         self.device = device
         self.store = store
         self.events = events or RunEvents()
+        self.options = options or RunOptions()
         self.sync_sets = list(sync_sets)
         self.verify = verify
         self.findings: list[Finding] = lint(plan)
         self.run_dir = run_folder(logs_dir, plan.recipe, device.serial)
         self._current: BackgroundRun | None = None
         self._interrupted: StepSummary | None = None  # the step a Ctrl-C/SIGTERM cut short
+        self._facts: DeviceFacts | None = None
 
     def _phase(self, text: str) -> None:
         log.info("%s: %s", self.device.serial, text)
         self.events.phase(text)
 
+    def _warn(self, verdicts: list[str], text: str) -> None:
+        verdicts.append(text)
+        self.events.warning(text)
+
+    def _start_facts(self, verdicts: list[str]) -> DeviceFacts:
+        """The phone's facts at the start, after waiting (bounded) for it to cool."""
+        limits, wait_s = self.options.thermal, self.options.wait_cool_s
+        facts = self.device.facts()
+        reasons = hot_reasons(facts, limits)
+        if reasons and wait_s > 0:
+            self.events.phase(f"{self.device.serial} is hot ({'; '.join(reasons)}); waiting "
+                              f"up to {wait_s:g} s for it to cool")
+            facts, reasons = wait_cool(self.device.facts, limits, wait_s)
+            if not reasons:
+                self.events.phase(f"{self.device.serial} cooled down "
+                                  f"(max {facts.max_temp_c or 0:.1f} °C)")
+        if reasons:
+            waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
+            self._warn(verdicts, f"hot-start: {'; '.join(reasons)}{waited}; figures of a hot "
+                                 "phone are throttled")
+        for finding in self.options.forced:
+            where = f" [{finding.step}]" if finding.step else ""
+            self._warn(verdicts, f"lint {finding.rule}{where} (run with --force): "
+                                 f"{finding.message}")
+        return facts
+
     def run(self) -> RunSummary:
         log.info("%s: run %s into %s", self.device.serial, self.plan.recipe, self.run_dir)
         start = time.monotonic()
-        facts = self.device.facts()
+        verdicts: list[str] = []
+        facts = self._facts = self._start_facts(verdicts)
         (self.run_dir / "device.json").write_text(json.dumps(facts.to_dict(), indent=2))
         (self.run_dir / "plan.json").write_text(json.dumps(self.plan.to_dict(), indent=2))
         (self.run_dir / "run.sh").write_text(render_shell(self.plan))
@@ -135,7 +220,6 @@ class Runner:
                                       device=facts.to_dict(), run_dir=self.run_dir,
                                       temps_before=_temps(facts), host=socket.gethostname())
         steps: list[StepSummary] = []
-        verdicts: list[str] = []
         status, diagnosis = "ok", None
         try:
             self._prepare()
@@ -160,7 +244,7 @@ class Runner:
             after = None
             with contextlib.suppress(HarnessError):
                 after = self.device.facts()
-            verdict = "; ".join(verdicts) or None
+            verdict = "\n".join(verdicts) or None  # one verdict per line
             log.info("%s: run %s %s%s", self.device.serial, run_id, status,
                      f" ({diagnosis})" if diagnosis else "")
             self.store.finish_run(run_id, status, verdict=verdict, diagnosis=diagnosis,
@@ -192,28 +276,55 @@ class Runner:
             with contextlib.suppress(HarnessError):
                 self._current.kill()
 
+    def _missing_diagnosis(self, missing: Sequence[str]) -> str:
+        parts = []
+        for path in missing:
+            source = self.plan.provider(path)
+            parts.append(f"{path} (from {source})" if source else path)
+        set_names = sorted({s for p in missing if (s := self.plan.asset_set_of(p))})
+        push = (f"; push it: harness push {' '.join(set_names)} -d {self.device.serial}"
+                if set_names else "")
+        return f"not started: missing on the phone: {', '.join(parts)}{push}"
+
+    def _store_step(self, run_id: str, index: int, step: PlanStep, summary: StepSummary,
+                    out: str, err: str, signal: int | None,
+                    issues: tuple[str, ...] = ()) -> None:
+        self.store.record_step(run_id, StepRecord(
+            index, step.name, step_command(step), summary.exit_code, summary.seconds, signal,
+            out[-TAIL_CHARS:], err[-TAIL_CHARS:], summary.diagnosis, issues), summary.metrics)
+
     def _run_step(self, run_id: str, index: int, step: PlanStep,
                   verdicts: list[str]) -> StepSummary:
-        # One round trip: clear old outputs, then note the lmkd lines already in logcat.
+        # One round trip: check the inputs, clear old outputs, note the lmkd lines in logcat.
         prep = prepare_command(step)
         snapshot = f"{{ {LMKD_COMMAND}; true; }}"
         lines = self.device.run(f"{prep} && {snapshot}" if prep else snapshot, check=True,
                                 timeout=60).out
+        missing = missing_inputs(lines)
+        if missing:
+            summary = StepSummary(step.name, None, 0.0, {}, self._missing_diagnosis(missing))
+            self._store_step(run_id, index, step, summary, "", "", None)
+            return summary
         lmkd_before = set(lines.splitlines())
         self._phase(f"step {step.name}: {step.binary}")
         collector = PerfCollector()
+        seen: dict[str, list[str]] = {"stdout": [], "stderr": []}
         logs = {name: (self.run_dir / f"{index:02d}-{step.name}.{name}").open("w")
                 for name in ("stdout", "stderr")}
 
         def on_line(stream: str, line: str) -> None:
             logs[stream].write(line + "\n")
             logs[stream].flush()
+            seen[stream].append(line)
             if stream == "stdout":
                 collector.feed_line(line)
             self.events.line(step.name, stream, line)
 
+        watched = AnnouncingDevice(self.device.serial, self.device.endpoint,
+                                   self.options.offline_wait_s, announce=self.events.phase)
+        started = time.monotonic()
         try:
-            self._current = BackgroundRun.start(self.device, step_command(step),
+            self._current = BackgroundRun.start(watched, step_command(step),
                                                 name=f"{self.plan.recipe}-{step.name}",
                                                 run_id=run_id)
             outcome = self._current.attach(on_output=on_line, timeout=step.timeout_s)
@@ -225,26 +336,55 @@ class Runner:
                 self._record_interrupted(run_id, index, step, collector, interrupt_name(exc))
             self._current = None
             raise
+        except DeviceError as exc:
+            return self._lost_step(run_id, index, step, exc, seen, collector,
+                                   time.monotonic() - started)
         finally:
             for fh in logs.values():
                 fh.close()
         self._current = None
+        return self._finish_step(run_id, index, step, outcome, collector, lmkd_before,
+                                 verdicts)
+
+    def _lost_step(self, run_id: str, index: int, step: PlanStep, exc: DeviceError,
+                   seen: dict[str, list[str]], collector: PerfCollector,
+                   seconds: float) -> StepSummary:
+        """The phone vanished mid-step: keep what it printed, its exit status unknown."""
+        current, self._current = self._current, None
+        where = f" (background run {current.run_id} may still be running there)" \
+            if current else ""
+        diagnosis = (f"{self.device.serial} went offline during the step and did not come "
+                     f"back within {self.options.offline_wait_s:g} s: exit status unknown"
+                     f"{where}; last error: {exc}")
+        summary = StepSummary(step.name, None, seconds, dict(collector.report().metrics),
+                              diagnosis)
+        self._store_step(run_id, index, step, summary, "\n".join(seen["stdout"]),
+                         "\n".join(seen["stderr"]), None)
+        return summary
+
+    def _finish_step(self, run_id: str, index: int, step: PlanStep, outcome: RunOutcome,
+                     collector: PerfCollector, lmkd_before: set[str],
+                     verdicts: list[str]) -> StepSummary:
         report = collector.report()
+        checked = expect_metrics(report.metrics, step.perf)
         (self.run_dir / f"{index:02d}-{step.name}.perf.json").write_text(
-            json.dumps({"metrics": report.metrics,
+            json.dumps({"metrics": checked.metrics, "renamed": checked.renamed,
+                        "missing": checked.missing,
                         "issues": [asdict(i) for i in report.issues]}, indent=2))
-        diagnosis = None
-        if not outcome.ok:
-            diagnosis = self._diagnose(step, outcome, lmkd_before)
+        diagnosis = None if outcome.ok else self._diagnose(step, outcome, lmkd_before)
         summary = StepSummary(step.name, outcome.exit_code, outcome.duration_s,
-                              dict(report.metrics), diagnosis)
-        self.store.record_step(run_id, StepRecord(
-            index, step.name, step_command(step), outcome.exit_code, outcome.duration_s,
-            outcome.signal, outcome.stdout.decode("utf-8", "replace")[-TAIL_CHARS:],
-            outcome.stderr.decode("utf-8", "replace")[-TAIL_CHARS:], diagnosis,
-            tuple(f"line {i.line_no}: {i.reason}: {i.line}" for i in report.issues)),
-            report.metrics)
+                              dict(checked.metrics), diagnosis)
+        self._store_step(run_id, index, step, summary,
+                         outcome.stdout.decode("utf-8", "replace"),
+                         outcome.stderr.decode("utf-8", "replace"), outcome.signal,
+                         tuple(f"line {i.line_no}: {i.reason}: {i.line}" for i in report.issues))
         if outcome.ok:
+            for name in checked.missing:
+                others = checked.ambiguous.get(name)
+                why = (f" (ambiguous: {', '.join(others)} could each be it)" if others
+                       else "")
+                self._warn(verdicts, f"{step.name}: expected metric {name} was not "
+                                     f"printed{why}")
             self._collect_outputs(run_id, step, summary, verdicts)
         return summary
 
@@ -279,16 +419,49 @@ class Runner:
             tuple(f"line {i.line_no}: {i.reason}: {i.line}" for i in report.issues)),
             report.metrics)
 
+    def _evidence(self, step: PlanStep, text: str) -> Evidence:
+        """Look on the phone for what a failure's message names (libraries), so hints hold."""
+        lib_path = tuple(d for d in step.env.get("LD_LIBRARY_PATH", "").split(":") if d)
+        names = sorted(set(re.findall(r'"(?:[^"]*/)?(lib[\w.+-]+\.so)"', text)))
+        libraries: dict[str, tuple[str, ...]] = {}
+        if names:
+            dirs = list(dict.fromkeys([*lib_path, *(a.dest for a in self.plan.assets),
+                                       self.plan.device_tmp]))
+            candidates = [f"{d.rstrip('/')}/{n}" for n in names for d in dirs]
+            found = set(self.device.run(
+                " ".join(f"[ -f {quote(c)} ] && echo {quote(c)};" for c in candidates)
+                + " true", timeout=60).out.split())
+            libraries = {n: tuple(c for c in candidates if c in found and c.endswith("/" + n))
+                         for n in names}
+        providers = {p: src for _s, out in self.plan.outputs
+                     if (src := self.plan.provider(p := out.path))}
+        for asset in self.plan.assets:
+            providers[asset.dest] = f"asset set {asset.set}"
+            for name in names:
+                if (Path(asset.src) / name).is_file():
+                    providers.setdefault(name, f"asset set {asset.set}")
+        for path in step.inputs:
+            if (src := self.plan.provider(path)):
+                providers[path] = src
+        needs = needed_ram_gb(self.plan)
+        fitting = None
+        if needs is not None and self.options.fitting is not None:
+            with contextlib.suppress(HarnessError):
+                fitting = self.options.fitting(needs)
+        ram = self._facts.marketed_ram_gb if self._facts else None
+        return Evidence(lib_path, libraries, providers, ram, needs, fitting)
+
     def _diagnose(self, step: PlanStep, outcome: RunOutcome, before: set[str]) -> str:
         lmkd: list[str] = []
         if outcome.exit_code in (None, 137):
             now = self.device.run(LMKD_COMMAND, timeout=60).out.splitlines()
             lmkd = lmkd_kills("\n".join(ln for ln in now if ln not in before), step.binary)
         findings = [f for f in self.findings if f.step in (None, step.name)]
-        return diagnose_failure(step.binary, outcome.exit_code,
-                                outcome.stderr.decode("utf-8", "replace"),
-                                outcome.stdout.decode("utf-8", "replace"), lmkd, findings,
-                                outcome.timed_out, step.timeout_s)
+        stderr = outcome.stderr.decode("utf-8", "replace")
+        stdout = outcome.stdout.decode("utf-8", "replace")
+        return diagnose_failure(step.binary, outcome.exit_code, stderr, stdout, lmkd, findings,
+                                outcome.timed_out, step.timeout_s,
+                                self._evidence(step, f"{stderr}\n{stdout}"))
 
     def _collect_outputs(self, run_id: str, step: PlanStep, summary: StepSummary,
                          verdicts: list[str]) -> None:
@@ -315,58 +488,8 @@ class Runner:
 
 # ---- from a recipe name to a finished run --------------------------------------------------
 
-ENV_OVERRIDE_RE = re.compile(
-    r"^(?P<step>[\w-]+)\.(?:env\.(?P<key>[A-Za-z_]\w*)|(?P<field>cwd|unset))=(?P<value>.*)$",
-    re.S)
-
-
-@dataclass(frozen=True)
-class StepOverride:
-    step: str
-    kind: str  # "env" | "cwd" | "unset"
-    key: str
-    value: str
-
-
-def split_set_pairs(pairs: Sequence[str]) -> tuple[list[str], list[StepOverride]]:
-    """``--set`` takes recipe parameters (``steps=30``) and, to reproduce failures, step
-    overrides: ``STEP.env.KEY=VALUE``, ``STEP.unset=KEY``, ``STEP.cwd=DIR``."""
-    params: list[str] = []
-    overrides: list[StepOverride] = []
-    for pair in pairs:
-        match = ENV_OVERRIDE_RE.match(pair)
-        if match is None:
-            params.append(pair)
-        elif match["key"]:
-            overrides.append(StepOverride(match["step"], "env", match["key"], match["value"]))
-        else:
-            overrides.append(StepOverride(match["step"], match["field"], match["value"],
-                                          match["value"]))
-    return params, overrides
-
-
-def apply_overrides(plan: Plan, overrides: Sequence[StepOverride]) -> Plan:
-    steps = {s.name: s for s in plan.steps}
-    for o in overrides:
-        if o.step not in steps:
-            raise UsageError(f"--set {o.step}.{o.kind}: recipe {plan.recipe} has no step "
-                             f"{o.step!r}{suggest(o.step, steps)}")
-        step = steps[o.step]
-        env = dict(step.env)
-        if o.kind == "env":
-            env[o.key] = o.value
-            steps[o.step] = replace(step, env=env)
-        elif o.kind == "unset":
-            if o.key not in env:
-                raise UsageError(f"--set {o.step}.unset={o.key}: the step sets no {o.key}"
-                                 f"{suggest(o.key, env)}")
-            del env[o.key]
-            steps[o.step] = replace(step, env=env)
-        else:
-            if not o.value.startswith("/"):
-                raise UsageError(f"--set {o.step}.cwd={o.value}: give an absolute device folder")
-            steps[o.step] = replace(step, cwd=o.value)
-    return replace(plan, steps=tuple(steps[s.name] for s in plan.steps))
+class LintRefused(UsageError):
+    """``harness run`` refuses a plan with lint errors the recipe does not expect."""
 
 
 @dataclass
@@ -384,6 +507,9 @@ class RunRequest:
     sync: bool = True
     keep_orphans: bool = False  # refuse (instead of killing) runs of a dead harness
     verify: bool = False  # hash every synced file on the phone (catches same-size corruption)
+    force: bool = False  # run despite lint errors (they are stored as verdicts)
+    wait_cool_s: float = 0.0
+    offline_wait_s: float = OFFLINE_WAIT_S
 
 
 def build_plan(request: RunRequest) -> Plan:
@@ -409,12 +535,36 @@ def pick_device(request: RunRequest, plan: Plan) -> Device:
     return resolve("sim", request.farm_path, plan.requirements)[0]
 
 
+def check_lint(plan: Plan, force: bool) -> tuple[Finding, ...]:
+    """Refuse unexpected lint errors (LintRefused) unless ``force``; return the forced ones."""
+    refused = refused_findings(plan)
+    if refused and not force:
+        shown = "; ".join(f"{f.rule}" + (f" [{f.step}]" if f.step else "") + f": {f.message}"
+                          for f in refused)
+        raise LintRefused(f"recipe {plan.recipe} has lint errors: {shown}",
+                          hint="fix the recipe or --set, or run anyway with --force (the "
+                               "findings are stored with the run)")
+    return tuple(refused)
+
+
+def _fitting(farm_path: Path | None) -> Callable[[float], tuple[str, ...]]:
+    def fitting(min_gb: float) -> tuple[str, ...]:
+        from harness.farm.inventory import Farm, load_farm
+
+        return tuple(f"{d.nickname or d.serial} ({d.facts.marketed_ram_gb} GB)"
+                     for d in Farm(load_farm(farm_path)).discover()
+                     if d.facts is not None and d.facts.marketed_ram_gb is not None
+                     and d.facts.marketed_ram_gb >= min_gb)
+    return fitting
+
+
 def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSummary:
     from harness.assets.sets import load_asset_sets
-    from harness.farm.inventory import ensure_demo_assets
+    from harness.farm.inventory import ensure_demo_assets, load_farm
     from harness.farm.lease import Lease
 
     plan = build_plan(request)
+    forced = check_lint(plan, request.force)
     device = pick_device(request, plan)
     sets = []
     if request.sync:
@@ -422,8 +572,11 @@ def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSumma
         sets = [available[name] for name in plan.asset_sets]
         ensure_demo_assets(e.src for s in sets for e in s.entries)
     events = events or RunEvents()
+    options = RunOptions(load_farm(request.farm_path).thermal_limits(device.serial),
+                         request.wait_cool_s, request.offline_wait_s, forced,
+                         _fitting(request.farm_path))
     with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s, device,
                request.keep_orphans, events.warning), \
             Store.open(request.db_path) as store:
         return Runner(plan, device, store, request.logs_dir, events, sets,
-                      request.verify).run()
+                      request.verify, options).run()

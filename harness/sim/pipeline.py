@@ -8,10 +8,16 @@ chunk (e.g. a step) at a time, heating the phone as it goes.
 
 Assumptions where the seed is silent (the seed wins if it ever says otherwise):
 
-- ``sd15_pipeline_run <weights_dir> <steps>`` takes no prompt: it reads token ids from
-  ``<weights_dir>/clip_ids.i32`` (2x77 int32 ``[uncond, cond]``, shipped with the weights as
-  the seed's asset-prepare script does), the seed from ``SD15_SEED`` (default 0), and uses a
-  guidance scale of 7.5 and 512x512.
+- ``sd15_pipeline_run <weights_dir> <steps>`` takes no prompt: it reads token ids (2x77
+  int32 ``[uncond, cond]``) from the file ``SD15_CLIP_IDS`` names, else from
+  ``<weights_dir>/clip_ids.i32`` (shipped with the weights as the seed's asset-prepare
+  script does), the seed from ``SD15_SEED`` (default 0), and uses a guidance scale of 7.5
+  and 512x512. Both variables are harness conventions (sd15-512's ``clip_ids_env`` and
+  ``seed_env`` parameters).
+- ``SIM_PERF_LABELS`` (simulation only) changes the label words of ``[Perf]`` lines as
+  binaries written by someone else do: ``seed`` (default) prints the seed's lines,
+  ``words`` puts the process's label before every figure (``[Perf] UNet init_s=...``,
+  ``[Perf] SD15 steps=...``), ``bare`` prints no label words (``[Perf] loop_s=...``).
 - ``sdxl_vae_decoder_run <weights> <iters> <warmup> <a3> <a4> <latent_h> <latent_w> <a7>
   <latent>``: the seed names only the latent; ``iters``/``warmup`` are what its ``[Perf]``
   line reports, then the latent size (128 for 1024x1024); ``a3``, ``a4``, ``a7`` (``1 0.1 1``
@@ -91,6 +97,19 @@ def err(msg: str) -> None:
 def fmt(x: float) -> str:
     """Numbers as the binaries print them (C++ iostream default: 6 significant digits)."""
     return f"{x:.6g}"
+
+
+PERF_LABEL_STYLES = ("seed", "words", "bare")
+
+
+def perf(label: str, pairs: str, seed_label: bool = True) -> None:
+    """Print a ``[Perf]`` line; ``seed_label``: the seed's own line carries ``label``."""
+    style = os.environ.get("SIM_PERF_LABELS") or "seed"
+    if style not in PERF_LABEL_STYLES:
+        raise Exit(f"Unknown SIM_PERF_LABELS '{style}' (expected "
+                   f"{', '.join(PERF_LABEL_STYLES)})")
+    shown = {"seed": label if seed_label else "", "words": label, "bare": ""}[style]
+    out(f"[Perf] {shown} {pairs}" if shown else f"[Perf] {pairs}")
 
 
 def env_flag(name: str) -> bool:
@@ -299,8 +318,8 @@ def run_sd15(phone: Phone, argv: list[str]) -> int:
     reuse = tnn_reuse()
     weights = device_path(weights_shown)
     assets.verify_weights(weights, weights_shown, "sd15", list(assets.SD15_FILES))
-    ids = assets.read_token_ids(weights / assets.CLIP_IDS_NAME,
-                                f"{weights_shown}/{assets.CLIP_IDS_NAME}")
+    ids_shown = env_path("SD15_CLIP_IDS") or f"{weights_shown}/{assets.CLIP_IDS_NAME}"
+    ids = assets.read_token_ids(device_path(ids_shown), ids_shown)
     phone.footprint(speed.SD15_INIT_RSS_KB, speed.INIT_POWER_W)
     for name in assets.SD15_FILES:
         out(f"[SD15] loading {weights_shown}/{name}")
@@ -314,7 +333,7 @@ def run_sd15(phone: Phone, argv: list[str]) -> int:
         step_s = phone.spend(speed.SD15_STEP_S, speed.SD15_STEP_POWER_W)
         total += step_s
         out(f"[SD15] step {step}/{steps} {step_s:.4f} s")
-    out(f"[Perf] steps={steps} total_s={fmt(total)} s/step={fmt(total / steps)}")
+    perf("SD15", f"steps={steps} total_s={fmt(total)} s/step={fmt(total / steps)}", False)
     latent = imagegen.synth_latent(ids, seed, steps, SD15_GUIDANCE, SD15_SIZE_PX, SD15_SIZE_PX)
     key = imagegen.prompt_key(ids)
     in_unet = imagegen.rng_for(b"tnn-where", key, seed).random() < 0.5  # UNet's or VAE's TNN
@@ -423,7 +442,7 @@ def run_sdxl(phone: Phone, argv: list[str]) -> int:
         phone.footprint(held + speed.SDXL_CLIP_RSS_KB, speed.CLIP_CPU_POWER_W)
         out(f"[SDXL] CLIP on CPU: {a.clip_dir}/{assets.CLIP_MODEL}, {assets.CLIP2_MODEL}")
         clip_s = phone.spend(speed.SDXL_CLIP_S, speed.CLIP_CPU_POWER_W)
-        out(f"[Perf] CLIP ms={fmt(clip_s * 1000)}")
+        perf("CLIP", f"ms={fmt(clip_s * 1000)}")
         out("[SDXL] CLIP released")
     if not sw.preinit:
         phone.footprint(speed.SDXL_BASE_RSS_KB, speed.INIT_POWER_W)
@@ -450,7 +469,7 @@ def unet_init(phone: Phone, a: SdxlArgs) -> None:
     phone.footprint(speed.SDXL_UNET_RSS_KB, speed.INIT_POWER_W)
     out(f"[SDXL] loading {a.weights}/unet.bin, building CLML kernels")
     init_s = phone.spend_chunks(speed.SDXL_UNET_INIT_S, speed.INIT_POWER_W, speed.INIT_CHUNKS)
-    out(f"[Perf] init_s={fmt(init_s)}")
+    perf("UNet", f"init_s={fmt(init_s)}", False)
 
 
 def unet_loop(phone: Phone, a: SdxlArgs, k: int, x0: bool, cond: npt.NDArray[np.int32],
@@ -464,7 +483,7 @@ def unet_loop(phone: Phone, a: SdxlArgs, k: int, x0: bool, cond: npt.NDArray[np.
         step_s = phone.spend(step_base, speed.UNET_POWER_W)
         loop_s += step_s
         out(f"[SDXL] UNet step {step}/{run_steps} {step_s:.4f} s")
-    out(f"[Perf] UNet loop_s={fmt(loop_s)} s/step={fmt(loop_s / run_steps)}")
+    perf("UNet", f"loop_s={fmt(loop_s)} s/step={fmt(loop_s / run_steps)}")
     latent = imagegen.synth_latent(cond, a.seed, a.steps, a.guidance, a.height, a.width)
     key = imagegen.prompt_key(cond)
     if not x0 and k == 0:
@@ -543,7 +562,7 @@ def run_vae(phone: Phone, argv: list[str]) -> int:
     image = imagegen.decode(latent)
     if reuse:
         image = decode_drift(image, bytes_key(data), 0)
-    out(f"[Perf] iters={iters} warmup={warmup} s/it={fmt(total / iters)}")
+    perf("VAE", f"iters={iters} warmup={warmup} s/it={fmt(total / iters)}", False)
     problem = cwd_write_error()
     if problem is not None:
         raise Exit(f"Failed to open {VAE_OUTPUT_REL} for writing: {problem}")

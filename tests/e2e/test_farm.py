@@ -81,7 +81,7 @@ def test_selection_by_nickname_tag_and_requirement(farm_file: Path, sim_farm: Si
 def test_devices_and_doctor_commands(farm_file: Path, tmp_path: Path) -> None:
     result = harness("devices", "--farm", str(farm_file), "--json", home=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["devices"]
     nick = {r["nickname"]: r for r in rows if r["nickname"]}
     assert nick["flagship"]["facts"]["soc_model"] == "SM8650"
     table = harness("devices", "--farm", str(farm_file), home=tmp_path)

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture()
 def farm_file(tmp_path: Path, sim_farm: SimFarm) -> Path:
     path = tmp_path / "farm.yaml"
-    path.write_text(f"servers: [{{name: virtual, port: {sim_farm.state.adb_port}}}]\nsim: false\n")
+    # Thermal limits out of the way: other tests leave phones warm; hot starts are tested in
+    # test_fidelity.py on a phone of their own.
+    path.write_text(f"servers: [{{name: virtual, port: {sim_farm.state.adb_port}}}]\nsim: false\n"
+                    "thermal: {battery_c: 90, cpu_c: 110}\n")
     return path
 
 
@@ -114,7 +117,7 @@ def test_failure_modes_end_with_the_right_diagnosis(tmp_path: Path, sim_farm: Si
         sim_farm.device(sim_farm.phone("sm8650-16g")).sync.push(demo / "libMNN.so",
                                                                 "/data/local/tmp/libMNN.so")
     args = [a for s in sets for a in ("--set", s)]
-    code, summary = run_json(tmp_path, farm_file, serial, recipe, *args)
+    code, summary = run_json(tmp_path, farm_file, serial, recipe, "--force", *args)
     assert summary["status"] == status
     assert code == (0 if status == "ok" else 5)
     text = summary["diagnosis"] if status == "failed" else " ".join(summary["verdicts"])

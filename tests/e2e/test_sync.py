@@ -237,6 +237,8 @@ def test_push_and_status_commands(sim_farm: SimFarm, tmp_path: Path) -> None:
     farm = tmp_path / "farm.yaml"
     farm.write_text(f"servers: [{{name: sim, port: {sim_farm.state.adb_port}}}]\nsim: false\n"
                     .replace("name: sim", "name: simfarm"))
+    # Other tests may have synced the set to this phone already: start from its absence.
+    sim_farm.device(sim_farm.phone("sm8475-8g")).shell("rm -rf /data/local/tmp/sd15_clml")
     before = json.loads(harness("assets", "status", "sd15-weights", "-d", serial,
                                 "--farm", str(farm), "--json").stdout)
     assert before[0]["status"] in ("missing", "stale")

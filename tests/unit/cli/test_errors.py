@@ -54,7 +54,8 @@ def test_verbose_shows_what_the_core_logs_and_quiet_hides_warnings(tmp_path: Pat
     farm = tmp_path / "farm.yaml"
     farm.write_text(f"servers: [{{name: lab, port: {free_port()}}}]\nsim: false\n")
     quiet = harness("devices", "--farm", str(farm), home=tmp_path)
-    assert quiet.returncode == 0 and "no adb server" not in quiet.stderr
+    # without -v only the CLI's own warning names the server, not the core's log record
+    assert quiet.returncode == 0 and quiet.stderr.count("no adb server") == 1
     verbose = harness("-v", "devices", "--farm", str(farm), home=tmp_path)
     assert verbose.returncode == 0
     assert "adb server lab" in verbose.stderr and "no adb server at" in verbose.stderr

@@ -195,3 +195,37 @@ def test_runs_list_and_show(tmp_path: Path, main_cli: None,
     assert Plan.from_dict(data["plan"]).recipe == "sd15-512"
     code, _, err = run_main(["runs", "show", "NOPE", "--db", str(db)], capsys)
     assert code == EXIT_USAGE and "no run 'NOPE'" in err
+
+
+def test_recipes_render_takes_the_step_overrides_of_run() -> None:
+    result = run("recipes", "render", "sdxl-1024", "--set", "vae.env.CLML_NO_REUSE_TNN=0",
+                 "--set", "vae.cwd=/data", "--set", "unet.unset=SDXL_EARLY_DECODE_X0",
+                 "--set", "steps=25", "--json")
+    assert result.exit_code == 0, result.output
+    plan = Plan.from_dict(json.loads(result.output))
+    assert plan.step("vae").env["CLML_NO_REUSE_TNN"] == "0"
+    assert plan.step("vae").cwd == "/data"
+    assert "SDXL_EARLY_DECODE_X0" not in plan.step("unet").env
+    assert plan.params["steps"] == 25
+    script = run("recipes", "render", "sdxl-1024", "--set", "vae.env.MY_SWITCH=on").output
+    assert "MY_SWITCH=on" in script
+    bad = run("recipes", "render", "sdxl-1024", "--set", "vea.env.X=1")
+    assert isinstance(bad.exception, UsageError) and "did you mean 'vae'" in str(bad.exception)
+
+
+def test_runs_show_prints_temperatures_and_each_verdict(tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    with Store.open(db) as store:
+        run_id = store.begin_run(render_recipe("sd15-512"), serial="SIM42",
+                                 temps_before={"battery_c": 36.5,
+                                               "zones": {"cpu-1-0-0": 41.0, "gpuss-0": 39.0}})
+        store.finish_run(run_id, "ok", verdict="hot-start: battery 36.5 °C > 35 °C; again\n"
+                                               "pipeline: expected metric total_s was not "
+                                               "printed",
+                         temps_after={"battery_c": 38.0, "zones": {}})
+    shown = run("runs", "show", run_id, "--db", str(db)).output
+    assert ("temperatures: before battery 36.5 °C, hottest zone 41.0 °C (cpu-1-0-0); after "
+            "battery 38.0 °C") in shown
+    assert "verdicts: 2" in shown
+    assert "  - hot-start: battery 36.5 °C > 35 °C; again" in shown
+    assert "  - pipeline: expected metric total_s was not printed" in shown

@@ -10,7 +10,17 @@ import pytest
 
 from harness.device.facts import DeviceFacts
 from harness.errors import ConfigError, UsageError
-from harness.farm.inventory import DeviceSpec, Farm, FarmDevice, ServerSpec, load_farm, match_tags
+from harness.farm.inventory import (
+    DeviceSpec,
+    Farm,
+    FarmConfig,
+    FarmDevice,
+    ServerSpec,
+    ThermalLimits,
+    load_farm,
+    local_server_spec,
+    match_tags,
+)
 from harness.farm.lease import Lease, LeaseBusy, holder_of
 
 
@@ -134,3 +144,59 @@ def test_lease_is_exclusive_across_processes(tmp_path: Path, monkeypatch: pytest
     with Lease("PHONE1", "engineer run", wait_s=0):
         assert holder_of("PHONE1") is not None
     assert holder_of("PHONE1") is None
+
+
+@pytest.mark.parametrize(("env", "host", "port"), [
+    ({}, "127.0.0.1", 5037),
+    ({"ANDROID_ADB_SERVER_PORT": "5099"}, "127.0.0.1", 5099),
+    ({"ANDROID_ADB_SERVER_ADDRESS": "10.0.0.2", "ANDROID_ADB_SERVER_PORT": "5038"},
+     "10.0.0.2", 5038),
+    ({"ADB_SERVER_SOCKET": "tcp:lab:6000", "ANDROID_ADB_SERVER_PORT": "5099"}, "lab", 6000),
+    ({"ADB_SERVER_SOCKET": "tcp:6001"}, "127.0.0.1", 6001),
+])
+def test_local_server_is_found_as_adb_finds_it(env: dict[str, str], host: str,
+                                                port: int) -> None:
+    spec = local_server_spec(env)
+    assert (spec.name, spec.host, spec.port) == ("local", host, port)
+
+
+@pytest.mark.parametrize("env", [{"ADB_SERVER_SOCKET": "localfilesystem:/x"},
+                                 {"ADB_SERVER_SOCKET": "tcp:host:port"},
+                                 {"ANDROID_ADB_SERVER_PORT": "99999"}])
+def test_bad_adb_environment_is_a_config_error(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        local_server_spec(env)
+
+
+def test_default_farm_uses_the_adb_environment(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", "5123")
+    assert load_farm(None).servers[0].port in (5037, 5123)  # a user's farm.yaml may exist
+    assert load_farm(write(tmp_path, "sim: false\n")).servers == (ServerSpec("local", port=5123),)
+
+
+def test_thermal_limits_per_farm_and_phone(tmp_path: Path) -> None:
+    cfg = load_farm(write(tmp_path, """
+thermal: {battery_c: 33, cpu_c: 40}
+devices:
+  HOTPHONE: {thermal: {cpu_c: 45.5}}
+"""))
+    assert cfg.thermal_limits("OTHER") == ThermalLimits(33.0, 40.0)
+    assert cfg.thermal_limits("HOTPHONE") == ThermalLimits(33.0, 45.5)
+    assert FarmConfig().thermal_limits("X") == ThermalLimits(35.0, 38.0)
+    with pytest.raises(ConfigError, match="farm.yaml:2"):
+        load_farm(write(tmp_path, "devices: {}\nthermal: {cpu: 3}\n"))
+    with pytest.raises(ConfigError, match="must be a number"):
+        load_farm(write(tmp_path, "thermal: {cpu_c: hot}\n"))
+
+
+def test_discover_names_every_unreachable_server() -> None:
+    from harness.device.adb import free_port
+
+    ports = [free_port(), free_port()]
+    farm = Farm(FarmConfig(servers=tuple(ServerSpec(f"gone{i}", port=p)
+                                         for i, p in enumerate(ports)), include_sim=False))
+    assert farm.discover() == []
+    assert [(s.name, s.port) for s, _why in farm.unreachable] == [("gone0", ports[0]),
+                                                                   ("gone1", ports[1])]
+    assert all(why for _s, why in farm.unreachable)

@@ -80,27 +80,56 @@ def test_sdxl_token_files_are_the_seeds() -> None:
     assert files["clip_g"].dest == "/data/local/tmp/clip_g_ids.i32"
     assert files["clip_l"].data() == handrun.token_rows(handrun.A_PHOTO_OF_A_CAT, CLIP_END_TOKEN)
     assert files["clip_g"].data() == handrun.token_rows(handrun.A_PHOTO_OF_A_CAT, 0)
-    assert set(plan.steps[0].inputs) == {t.dest for t in plan.token_files}
+    assert {t.dest for t in plan.token_files} <= set(plan.steps[0].inputs)
+    # every declared input comes from somewhere harness can name
+    for step in plan.steps:
+        assert all(plan.provider(path) for path in step.inputs), step.name
+    assert plan.provider(plan.steps[1].inputs[-1]) == "the output 'latent' of step 'unet'"
+    assert plan.provider("/data/local/tmp/MNN_fuse/libMNN.so") == "asset set mnn-fuse"
 
 
 def test_sd15_is_the_seeds_single_process() -> None:
     plan = render_recipe("sd15-512")
     (step,) = plan.steps
     assert step_command(step) == handrun.shell_line(
-        {"CLML_NO_REUSE_TNN": "1"}, ["/data/local/tmp/sd15_pipeline_run",
-                                     "/data/local/tmp/sd15_clml/sd15_clml_weights", "20"])
+        {"CLML_NO_REUSE_TNN": "1", "SD15_CLIP_IDS": "/data/local/tmp/sd15_clip_ids.i32"},
+        ["/data/local/tmp/sd15_pipeline_run", "/data/local/tmp/sd15_clml/sd15_clml_weights",
+         "20"])
     assert step.output("image").path == handrun.SD15_OUTPUT
     assert step.output("image").shape == (1, 3, 512, 512)
     (token,) = plan.token_files
-    assert token.dest == "/data/local/tmp/sd15_clml/sd15_clml_weights/clip_ids.i32"
+    # outside the weights tree: harness never writes into an asset set's folder
+    assert token.dest == "/data/local/tmp/sd15_clip_ids.i32"
     assert token.data() == handrun.token_rows(handrun.A_PHOTO_OF_A_CAT, CLIP_END_TOKEN)
 
 
 def test_sd15_seed_and_steps() -> None:
     plan = render_recipe("sd15-512", {"seed": 42}, ["steps=8"])
     step = plan.steps[0]
-    assert step.env == {"CLML_NO_REUSE_TNN": "1", "SD15_SEED": "42"}
+    assert step.env == {"CLML_NO_REUSE_TNN": "1",
+                        "SD15_CLIP_IDS": "/data/local/tmp/sd15_clip_ids.i32", "SD15_SEED": "42"}
     assert step.argv[-1] == "8"
+
+
+def test_sd15_ids_path_and_variable_names_are_parameters() -> None:
+    plan = render_recipe("sd15-512", {"seed": 5}, ["clip_ids=/data/local/tmp/my/ids.i32",
+                                                   "clip_ids_env=MY_IDS", "seed_env=MY_SEED"])
+    step = plan.steps[0]
+    assert step.env == {"CLML_NO_REUSE_TNN": "1", "MY_IDS": "/data/local/tmp/my/ids.i32",
+                        "MY_SEED": "5"}
+    assert plan.token_files[0].dest == "/data/local/tmp/my/ids.i32"
+    assert "/data/local/tmp/my/ids.i32" in step.inputs
+
+
+def test_a_token_file_inside_a_weights_tree_is_refused() -> None:
+    with pytest.raises(ConfigError, match="inside asset set sd15-weights"):
+        render_recipe("sd15-512", {}, ["clip_ids=/data/local/tmp/sd15_clml/sd15_clml_weights/"
+                                       "clip_ids.i32"])
+
+
+def test_a_bad_variable_name_from_a_parameter_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not a valid variable name"):
+        render_recipe("sd15-512", {}, ["seed_env=NOT-A-NAME"])
 
 
 def test_sdxl_params_reach_the_command() -> None:

@@ -17,6 +17,7 @@ from harness.recipes.load import RecipeBook, render_recipe
 from harness.recipes.plan import PlanStep
 from harness.recipes.script import (
     adb_shell,
+    missing_inputs,
     octal_printf,
     prepare_command,
     render_shell,
@@ -139,8 +140,8 @@ def test_script_is_valid_sh_and_lists_the_commands(tmp_path: Path) -> None:
                       prepare_command(plan.steps[1]), step_command(plan.steps[1])]
     assert "adb push \"$ids_dir/ids0.i32\" /data/local/tmp/clip_l_ids.i32" in lines
     assert "adb pull /data/local/tmp/output/sdxl_vae_out.qfp32 sdxl_vae_out.qfp32" in lines
-    assert prepare_command(plan.steps[1]) == ("mkdir -p /data/local/tmp/output && rm -f "
-                                              "/data/local/tmp/output/sdxl_vae_out.qfp32")
+    assert (prepare_command(plan.steps[1]) or "").endswith(
+        " && mkdir -p /data/local/tmp/output && rm -f /data/local/tmp/output/sdxl_vae_out.qfp32")
     # the prompt appears only in comments
     assert all(ln.startswith("#") for ln in lines if "reboot" in ln)
 
@@ -168,3 +169,18 @@ def test_script_comments_cannot_break_out(tmp_path: Path) -> None:
     plan = render_recipe("sdxl-1024", {"prompt": "x\ntouch /tmp/never-created-by-harness\n"})
     for line in render_shell(plan).splitlines():
         assert "touch" not in line or line.startswith("#")
+
+
+def test_prepare_reports_missing_inputs_in_declared_order(tmp_path: Path) -> None:
+    present = tmp_path / "weights"
+    present.mkdir()
+    gone = [str(tmp_path / "it's gone"), str(tmp_path / "also $(gone)")]
+    step = PlanStep("s", "/bin/true", ("/bin/true",), {}, None, 10.0, (),
+                    inputs=(gone[0], str(present), gone[1]))
+    command = prepare_command(step)
+    assert command is not None
+    result = subprocess.run(["sh", "-c", command + " && echo done"], capture_output=True,
+                            text=True, check=True)
+    assert missing_inputs(result.stdout) == gone
+    assert result.stdout.rstrip().endswith("done")
+    assert missing_inputs("no\nmarkers\n") == []

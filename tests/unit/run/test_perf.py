@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from harness.run.perf import PerfCollector, PerfIssue, PerfRecord, parse_perf, parse_perf_line
+from harness.run.perf import (
+    PerfCollector,
+    PerfIssue,
+    PerfRecord,
+    expect_metrics,
+    parse_perf,
+    parse_perf_line,
+    unit_factor,
+)
 
 SEED_LOG = (
     "[SD15] loading weights\n"
@@ -100,3 +108,59 @@ def test_streaming_collector() -> None:
         collector.feed_line(line)
     assert collector.report().metrics == parse_perf(SDXL_LOG).metrics
     assert collector.lines_seen == 5
+
+
+# ---- naming: the same figure under another label, case or unit ----------------------------
+
+def test_label_words_case_and_colons_are_normalised() -> None:
+    assert parse_perf("[Perf] UNet: Loop_S=2.5").metrics == {"unet.loop_s": 2.5}
+    assert parse_perf("[Perf] a=1 A=2").issues  # the same key twice, whatever its case
+
+
+@pytest.mark.parametrize(("printed", "declared", "value"), [
+    ("[Perf] UNet init_s=65.5", "init_s", 65.5),       # a label word added
+    ("[Perf] init_s=65.5", "unet.init_s", 65.5),       # a label word dropped
+    ("[Perf] loop_s=64 s/step=3.2", "unet.s/step", 3.2),
+    ("[Perf] SDXL UNet loop_s=64", "unet.loop_s", 64.0),  # more label words
+    ("[Perf] UNet init_ms=65500", "init_s", 65.5),     # another time unit
+    ("[Perf] CLIP s=0.8123", "clip.ms", 812.3),
+    ("[Perf] VAE ms/it=1613.93", "s/it", 1.61393),
+    ("[Perf] STEPS=20", "steps", 20.0),
+])
+def test_declared_names_are_stable_across_spellings(printed: str, declared: str,
+                                                    value: float) -> None:
+    check = expect_metrics(parse_perf(printed).metrics, [declared])
+    assert check.missing == []
+    assert check.metrics[declared] == pytest.approx(value)
+    assert len(check.metrics) == len(parse_perf(printed).metrics)  # renamed, not copied
+
+
+def test_both_spellings_of_the_seed_give_one_name() -> None:
+    declared = ["clip.ms", "init_s", "unet.loop_s", "unet.s/step"]
+    ours = expect_metrics(parse_perf(SDXL_LOG).metrics, declared)
+    theirs = expect_metrics(parse_perf(SDXL_LOG.replace("[Perf] init_s", "[Perf] UNet init_s"))
+                            .metrics, declared)
+    assert ours.metrics == theirs.metrics
+    assert set(ours.metrics) == set(declared)
+    assert ours.renamed == {} and theirs.renamed == {"init_s": "unet.init_s"}
+
+
+def test_missing_ambiguous_and_different_figures() -> None:
+    metrics = parse_perf("[Perf] CLIP init_s=1\n[Perf] UNet init_s=2\n[Perf] steps=3").metrics
+    check = expect_metrics(metrics, ["init_s", "total_s", "vae.steps"])
+    assert check.missing == ["init_s", "total_s"]
+    assert check.ambiguous == {"init_s": ["clip.init_s", "unet.init_s"]}
+    assert check.metrics["vae.steps"] == 3.0
+    # other labels are other figures; "steps" is not a time unit; exact names are never taken
+    assert expect_metrics({"vae.s/it": 1.0}, ["unet.s/it"]).missing == ["unet.s/it"]
+    assert expect_metrics({"step": 1.0}, ["steps"]).missing == ["steps"]
+    both = expect_metrics({"init_s": 1.0, "unet.init_s": 2.0}, ["init_s", "unet.init_s"])
+    assert both.metrics == {"init_s": 1.0, "unet.init_s": 2.0} and both.missing == []
+
+
+def test_unit_factor() -> None:
+    assert unit_factor("loop_s", "loop_s") == 1.0
+    assert unit_factor("loop_ms", "loop_s") == pytest.approx(1e-3)
+    assert unit_factor("us", "ms") == pytest.approx(1e-3)
+    assert unit_factor("loop_s", "init_s") is None
+    assert unit_factor("s/step", "s/it") is None

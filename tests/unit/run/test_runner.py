@@ -9,16 +9,14 @@ import pytest
 from harness.device.facts import DeviceFacts
 from harness.errors import UsageError
 from harness.recipes.load import render_recipe
+from harness.recipes.overrides import StepOverride, apply_overrides, split_set_pairs
 from harness.run.runner import (
     RunRequest,
     RunSummary,
-    StepOverride,
     StepSummary,
     _temps,
-    apply_overrides,
     build_plan,
     run_folder,
-    split_set_pairs,
 )
 
 

@@ -343,3 +343,37 @@ def test_unwritable_output_is_reported(phone: TinyPhone, monkeypatch: pytest.Mon
     code, _, err = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, SD15_ENV)
     assert code == 1
     assert err.strip() == f"Failed to write {SD15_OUT}: Is a directory"
+
+
+def test_sd15_reads_its_ids_from_the_variable_when_set(
+        phone: TinyPhone, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, SD15_ENV)[0] == 0
+    shipped = phone.host(SD15_OUT).read_bytes()
+    ids = np.fromfile(phone.host(f"{SD15_WEIGHTS}/clip_ids.i32"), dtype=np.int32)
+    ids[77 + 1] += 11
+    ids.tofile(phone.host(f"{TMP}/my_ids.i32"))
+    env = {**SD15_ENV, "SD15_CLIP_IDS": f"{TMP}/my_ids.i32"}
+    assert run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS, env)[0] == 0
+    assert phone.host(SD15_OUT).read_bytes() != shipped
+    code, _, err = run(monkeypatch, capsys, "sd15_pipeline_run", SD15_ARGS,
+                       {**SD15_ENV, "SD15_CLIP_IDS": f"{TMP}/none.i32"})
+    assert code != 0 and f"{TMP}/none.i32" in err
+
+
+@pytest.mark.parametrize(("style", "init", "loop"), [
+    ("seed", "[Perf] init_s=", "[Perf] UNet loop_s="),
+    ("words", "[Perf] UNet init_s=", "[Perf] UNet loop_s="),
+    ("bare", "[Perf] init_s=", "[Perf] loop_s="),
+])
+def test_perf_label_words_vary_with_sim_perf_labels(
+        phone: TinyPhone, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        style: str, init: str, loop: str) -> None:
+    code, out, err = run(monkeypatch, capsys, "sdxl_pipeline_run", UNET_ARGS,
+                         {**UNET_ENV, "SIM_PERF_LABELS": style})
+    assert code == 0, err
+    lines = [ln for ln in out.splitlines() if ln.startswith("[Perf]")]
+    assert any(ln.startswith(init) for ln in lines), lines
+    assert any(ln.startswith(loop) for ln in lines), lines
+    assert any(ln.startswith("[Perf] CLIP ms=" if style != "bare" else "[Perf] ms=")
+               for ln in lines), lines
