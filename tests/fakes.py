@@ -120,6 +120,8 @@ class FakeDevice(Device):
         self.mtimes: dict[str, int] = {}  # seconds (default 0)
         self.free_kb = 8 * 1024 * 1024  # what `df -k /data/local/tmp` reports free
         self.sync_sessions = 0
+        self.sends = 0  # files the phone confirmed (OKAY) over all sync sessions
+        self.drop_sync_after: int | None = None  # cut the connection after this many OKAYs
         self._threads: list[threading.Thread] = []
         self._failures: list[DeviceError] = []
         self._next_pid = FIRST_PID
@@ -258,7 +260,12 @@ class FakeDevice(Device):
                     if not self._receive(path, read):
                         sock.sendall(_fail("couldn't create file: Read-only file system"))
                         return
+                    self.sends += 1  # before the OKAY: the client may act on it at once
                     sock.sendall(SYNC_HEADER.pack(b"OKAY", 0))
+                    if self.drop_sync_after is not None and self.sends >= self.drop_sync_after:
+                        self.drop_sync_after = None  # once: a cable pull mid-push
+                        sock.shutdown(socket.SHUT_RDWR)
+                        return
                 else:
                     sock.sendall(_fail(f"unknown sync command {tag!r}"))
                     return
@@ -417,10 +424,11 @@ class FakeDevice(Device):
     def _sweep(self, line: str) -> tuple[int, bytes, bytes]:
         """Sync's clean-up of temporaries (``find ROOTS -name PATTERN -prune -exec rm -rf``),
         optionally followed by its space probe (``df -k``, a mark, ``stat -f -c '%S %d'``)."""
-        m = re.search(r"-name ('[^']*'|\S+) -prune", line)
+        m = re.search(r"-name ('[^']*'|\S+) (?:! -name ('[^']*'|\S+) )?-prune", line)
         assert m is not None, line
-        pattern = _word(m[1])
-        for path in [p for p in self.files if fnmatch.fnmatch(posixpath.basename(p), pattern)]:
+        pattern, keep = _word(m[1]), _word(m[2]) if m[2] else None
+        for path in [p for p in self.files if fnmatch.fnmatch(posixpath.basename(p), pattern)
+                     and not (keep and fnmatch.fnmatch(posixpath.basename(p), keep))]:
             self._remove(path)
         for folder in re.findall(r"rm -rf ('[^']*'|\S+) 2>/dev/null;", line):
             self._remove(_word(folder))

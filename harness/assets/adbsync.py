@@ -174,11 +174,14 @@ class SyncClient:
         tmp.replace(local)
         return total
 
-    def push_many(self, items: Sequence[PushItem], progress: Progress | None = None) -> int:
+    def push_many(self, items: Sequence[PushItem], progress: Progress | None = None,
+                  confirmed: list[str] | None = None) -> int:
         """Send every item over this one connection; return bytes sent.
 
         Replies are read while the writer streams, so the phone never waits on us. The first
         FAIL stops the transfer (the phone ends the session after a FAIL) and is raised.
+        ``confirmed`` receives the remote path of each item the phone acknowledged (OKAY),
+        so that a caller whose connection broke knows which files are complete there.
         """
         if not items:
             return 0
@@ -204,6 +207,8 @@ class SyncClient:
                     raise self._fail(length, f"push {item.remote}")
                 if tag != b"OKAY":
                     raise SyncError(f"bad SEND reply {tag!r}", serial=self.device.serial)
+                if confirmed is not None:
+                    confirmed.append(item.remote)
         except BaseException as exc:
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)

@@ -364,6 +364,16 @@ def _finish_script(plans: Sequence[SetPlan], token: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class _Resume:
+    """A push interrupted by a lost connection: its token and the temporaries the phone
+    confirmed complete ({temporary name: (size, mtime)})."""
+
+    token: str
+    confirmed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    resent: int = 0  # files the last attempt had to send
+
+
 class Syncer:
     """Sync asset sets to one phone. Counts its adb round trips."""
 
@@ -371,6 +381,11 @@ class Syncer:
         self.device = device
         self.cache = cache or HashCache.open_default()
         self.round_trips = 0
+        # Within one sync(): the push's token and the temporaries the phone confirmed (OKAY)
+        # before a lost connection. adbd unlinks a file whose SEND did not finish
+        # (daemon/file_sync_service.cpp, handle_send_file's failure path), so a confirmed
+        # temporary is complete: the retry keeps it and sends only what is left.
+        self._resume: _Resume | None = None
 
     def _shell(self, command: str, timeout: float = 600) -> str:
         self.round_trips += 1
@@ -396,8 +411,11 @@ class Syncer:
         """One round trip: remove every harness temporary left by dead pushes (we hold the
         phone's lease, so none is in use), then read free space, block size, free inodes."""
         roots = _tmp_roots(plans)
+        own = "" if self._resume is None else \
+            f"! -name {devshell.quote('*' + TMP_MARK + self._resume.token + '*')} "
         out = self._shell(
-            f"find {' '.join(devshell.quote(r) for r in roots)} -name '*{TMP_MARK}*' -prune "
+            f"find {' '.join(devshell.quote(r) for r in roots)} -name '*{TMP_MARK}*' {own}"
+            "-prune "
             f"-exec rm -rf {{}} + 2>/dev/null; rm -rf {devshell.quote(SCRIPT_DIR)} 2>/dev/null; "
             f"df -k {DEVICE_TMP} 2>/dev/null | tail -n 1; echo {SECTION}; "
             f"stat -f -c '%S %d' {DEVICE_TMP} 2>/dev/null; true", timeout=600)
@@ -409,16 +427,25 @@ class Syncer:
              progress: ProgressFn | None = None, verify: bool = False) -> SyncResult:
         """Sync, recovering as a run does when the connection or the adb server dies
         mid-way: wait for the phone (restarting a local or virtual farm's server,
-        reconnecting network phones), then sync again from what the phone then has."""
+        reconnecting network phones), then go on with what is left: the files the phone
+        confirmed before the drop are kept under their temporary names, the rest is sent."""
         attempt = 0
-        while True:
-            try:
-                return self._sync_once(sets, delete, progress, verify)
-            except LOST_CONNECTION:
-                attempt += 1
-                if attempt > SYNC_RETRIES:
-                    raise
-                self.device.recover()
+        self._resume = None
+        try:
+            while True:
+                try:
+                    return self._sync_once(sets, delete, progress, verify)
+                except LOST_CONNECTION as exc:
+                    attempt += 1
+                    if attempt > SYNC_RETRIES:
+                        raise
+                    kept = len(self._resume.confirmed) if self._resume else 0
+                    log.warning("%s: sync lost its connection (%s); recovering, then going on "
+                                "with what is left (%d file(s) already on the phone)",
+                                self.device.serial, exc, kept)
+                    self.device.recover()
+        finally:
+            self._resume = None
 
     def _sync_once(self, sets: Sequence[AssetSet], delete: bool = False,
                    progress: ProgressFn | None = None, verify: bool = False) -> SyncResult:
@@ -468,12 +495,22 @@ class Syncer:
                 serial=self.device.serial, hint="free space on the phone or sync fewer sets")
 
     def _apply(self, plans: Sequence[SetPlan], progress: ProgressFn | None) -> None:
-        token = uuid.uuid4().hex[:10]
+        if self._resume is None:
+            self._resume = _Resume(uuid.uuid4().hex[:10])
+        resume = self._resume
+        token = resume.token
         total = sum(p.push_bytes for p in plans)
+        items = []
         done = [0]
-
-        items = [PushItem(p.tmp_name(f, token), f.mode, f.mtime, local=Path(f.path))
-                 for p in plans for f in p.push]
+        for p in plans:
+            for f in p.push:
+                remote = p.tmp_name(f, token)
+                if resume.confirmed.get(remote) == (f.size, f.mtime):
+                    done[0] += f.size  # complete on the phone since the lost attempt
+                else:
+                    items.append(PushItem(remote, f.mode, f.mtime, local=Path(f.path)))
+        resume.resent = len(items)
+        sizes = {p.tmp_name(f, token): (f.size, f.mtime) for p in plans for f in p.push}
         files = {item.remote for item in items}  # the manifests and script are not progress
 
         def on_chunk(n: int, remote: str) -> None:
@@ -489,10 +526,14 @@ class Syncer:
         items.append(PushItem(script, 0o755, int(time.time()),
                               data=_finish_script(plans, token).encode()))
         self.round_trips += 1
+        confirmed: list[str] = []
         try:
             with SyncClient(self.device) as client:
-                client.push_many(items, on_chunk)
-        except BaseException:  # a full disk, a lost phone, a vanished local file, Ctrl-C
+                client.push_many(items, on_chunk, confirmed)
+        except LOST_CONNECTION:  # keep what the phone confirmed: the retry goes on from it
+            resume.confirmed.update((r, sizes[r]) for r in confirmed if r in sizes)
+            raise
+        except BaseException:  # a full disk, a vanished local file, Ctrl-C
             self._remove_own_tmp(plans, token)
             raise
         out = self.device.run(f"sh {devshell.quote(script)}; rc=$?; "

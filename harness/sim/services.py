@@ -416,6 +416,13 @@ class SyncSession:
                     break
                 else:
                     raise SyncFailure("invalid data message")
+        except BaseException:
+            # handle_send_file's "fail:" path ends with adb_unlink(path): a file whose SEND
+            # did not reach its DONE (the connection broke, a bad message) is not left behind
+            # half-written (AOSP packages/modules/adb, daemon/file_sync_service.cpp).
+            with contextlib.suppress(OSError):
+                Path(host).unlink()
+            raise
         finally:
             os.close(fd)
         if failure is not None:

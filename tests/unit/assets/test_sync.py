@@ -244,6 +244,21 @@ def syncer(fake: FakeDevice, tmp_path: Path) -> Syncer:
     return Syncer(fake, HashCache(tmp_path / "hashes.sqlite"))
 
 
+def test_a_lost_connection_goes_on_with_what_is_left(tmp_path: Path,
+                                                    weights: AssetSet) -> None:
+    fake = FakeDevice()
+    fake.drop_sync_after = 1  # the cable comes out right after the first file's OKAY
+    result = syncer(fake, tmp_path).sync([weights])
+    assert fake.recoveries == 1
+    assert sorted(result.pushed) == [f"{DEST}/clip.bin", f"{DEST}/unet/w0.bin"]
+    assert fake.files[f"{DEST}/unet/w0.bin"] == b"\x01" * 70_000
+    assert fake.files[f"{DEST}/clip.bin"] == b"clip"
+    assert not any(TMP_MARK in p for p in fake.files), "temporaries must be renamed away"
+    # 1 file before the drop; then only the other file, the manifest and the script:
+    # the confirmed file was kept, not sent again (it would be 5 sends then)
+    assert fake.sends == 4
+
+
 def test_first_sync_pushes_then_nothing_to_do(tmp_path: Path, weights: AssetSet) -> None:
     fake = FakeDevice()
     first = syncer(fake, tmp_path).sync([weights])
