@@ -22,25 +22,38 @@ Two questions, two functions:
    ``window`` (50, catapult's ``_MAX_WINDOW_SIZE``) nights are examined.
 
 2. :func:`nightly_alert` — *tonight*: is there a fresh change in the last ``tail_nights``
-   (2) nights? History cannot say yet (6 nights each side), so the tail is tested on runs:
-   the baseline is the runs of the up to ``baseline_nights`` (14) nights before the tail and
-   after the last history change point (at least ``min_baseline_nights`` = 6), the tail is
-   the runs of the last two nights (at least ``min_tail_runs`` = 6 runs: catapult's "6
-   points each side", counted in runs). An alert needs all of:
+   (2) nights? History cannot say yet (6 nights each side), so the tail is tested with its
+   runs: the baseline is the nights after the last history change point, at most
+   ``baseline_nights`` (14) and at least ``min_baseline_nights`` (6) of them; the tail is
+   the last two nights with at least ``min_tail_runs`` (6) runs — catapult's "6 points each
+   side", counted in runs. An alert needs all of:
 
-   - the Pinpoint gate (:mod:`harness.bench.gate`) says ``different`` (p <= 0.01) for
-     baseline runs vs tail runs;
-   - relative change of run medians >= ``min_relative_change`` (1 %);
-   - catapult's spread filter on night level: |mean of the tail nights' medians - median of
-     the baseline nights' medians| >= ``std_multiple`` (2.5) x the standard deviation of the
-     baseline nights' medians (the tail has too few nights for a std of its own; the
-     night-to-night std is the noise a single night really shows, run noise *and* the
-     night's offset, which run-level tests ignore);
+   - the Pinpoint gate (:mod:`harness.bench.gate`) says ``different`` (p <= 0.01) for the
+     baseline's runs against the tail's runs;
+   - relative change of the run medians >= ``min_relative_change`` (1 %, catapult);
+   - the change in level is at least ``tail_min_z`` (4.5) standard errors — catapult's
+     "absolute change >= 2.5 x std" filter, made to fit a two-night tail. Level before: the
+     median of the baseline nights' medians; level after: the mean of the tail nights'
+     medians. The standard error counts both noises a night has: the night's own offset
+     (room temperature, background jobs: more runs do not remove it) and run noise (which
+     more runs do). Estimates: a night median's std ``s_night`` is the largest of the
+     successive-difference estimate over the window (von Neumann: robust to drift and to
+     history steps), the baseline nights' plain std, and the run-noise floor
+     ``1.2533 * s_run / sqrt(runs)``; ``s_run`` is the pooled within-night std of
+     log(run) with outlier runs left out; the offset is what run noise does not explain,
+     but at least ``min_offset_share`` (half) of ``s_night`` (the split is poorly known
+     from 6-14 nights). Then ``se^2 = offset^2/T + sum_i (1.2533 s_run)^2 / n_i / T^2 +
+     1.2533^2 s_night^2 / k`` for T tail nights of n_i runs and k baseline nights;
    - PyTorch HUD's rule: both tail nights agree — each tail night's median lies past the
-     midpoint between baseline and tail level, in the same direction.
+     midpoint between the two levels, on the same side.
 
-   A 5 % slowdown is then raised on its second night; see ``benchmarks/bench_stats.py`` and
-   the README ("Bench statistics") for the measured false-alarm and detection rates.
+   Adaptive repeats: when tonight alone is ``suspicious_z`` (1.0) standard errors or more
+   from the baseline and nothing is alerted, ``more_repeats`` asks to top tonight up to
+   ``max_night_runs`` (20) runs; the nightly runs them and checks again.
+
+   Tuned on ``benchmarks/bench_stats.py`` (30 nights x 3 phones x 2 recipes, 5 runs a
+   night, 2 % run noise, 0.7 % night offsets, drift, outlier runs): see the README ("Bench
+   statistics") for the measured false-alarm rate and detection delay.
 
 ``higher_is_worse`` (default True, for times) decides whether an increase is a regression.
 """
@@ -58,6 +71,7 @@ from harness.bench.gate import compare
 from harness.bench.series import MAD_TO_SIGMA
 from harness.bench.stattests import student_t_test
 
+MIN_SPLIT_SIDE = 2  # the energy search considers splits with at least this many points a side
 OUTLIER_SIGMAS = 4.0  # a run this many robust sigmas from its night's median is an outlier
 MEDIAN_EFFICIENCY = 1.2533  # sqrt(pi/2): std of a normal sample's median / std of its mean
 
@@ -74,14 +88,14 @@ class ChangePointParams:
     min_relative_change: float = 0.01  # catapult _MIN_RELATIVE_CHANGE
     std_multiple: float = 2.5  # catapult _MULTIPLE_OF_STD_DEV
     window: int = 50  # catapult _MAX_WINDOW_SIZE (nights examined)
-    tail_min_z: float = 4.0  # the tail's change in units of its own standard error
+    tail_min_z: float = 4.5  # the tail's change in units of its standard error (tuned)
     tail_nights: int = 2  # PyTorch HUD: the latest two points must agree
     min_tail_runs: int = 6  # catapult's 6 points, counted in runs for the fresh tail
     baseline_nights: int = 14
     min_baseline_nights: int = 6
-    max_night_runs: int = 10  # adaptive repeats: a suspicious night is topped up to this
+    max_night_runs: int = 20  # adaptive repeats: a suspicious night is topped up to this
     min_offset_share: float = 0.5  # at least this share of a night's std is night offset
-    suspicious_z: float = 2.0  # tonight alone this far from the baseline asks for more runs
+    suspicious_z: float = 1.0  # tonight alone this far from the baseline asks for more runs
 
 
 @dataclass(frozen=True)
@@ -150,7 +164,11 @@ def _passes(left: np.ndarray, right: np.ndarray, p: ChangePointParams) -> tuple[
 
 
 def _split(x: np.ndarray, lo: int, hi: int, p: ChangePointParams, out: list[int]) -> None:
-    tau = _energy_split(x, lo, hi, p.min_segment)
+    """Recursive E-divisive: the best split of x[lo:hi] (any split with 2 points a side, so
+    that each side has a std), kept when it passes the filters, then both sides again. As in
+    catapult, a best split that fails the filters (say, 3 odd nights at an end) ends the
+    search in that interval rather than moving the split to where it would pass."""
+    tau = _energy_split(x, lo, hi, MIN_SPLIT_SIDE)
     if tau is None or not _passes(x[lo:tau], x[tau:hi], p)[0]:
         return
     out.append(tau)

@@ -80,7 +80,8 @@ def kolmogorov_sf(lam: float) -> float:
         s = sum(math.exp(-((2 * k - 1) ** 2) * math.pi**2 / (8 * lam * lam))
                 for k in range(1, 12))
         return min(1.0, max(0.0, 1.0 - math.sqrt(2 * math.pi) / lam * s))
-    s = sum((-1) ** (k - 1) * math.exp(-2.0 * k * k * lam * lam) for k in range(1, 101))
+    s = math.fsum((1.0 if k % 2 else -1.0) * math.exp(-2.0 * k * k * lam * lam)
+                  for k in range(1, 101))
     return min(1.0, max(0.0, 2.0 * s))
 
 
