@@ -295,20 +295,22 @@ def nightly_alert(nights: Sequence[Sequence[float]],
                   params: ChangePointParams | None = None) -> ChangePoint | None:
     """A fresh change in the last ``tail_nights`` nights, or None when there is no candidate.
 
-    ``nights`` holds each night's valid run values, oldest first (a night without valid runs
-    should be left out by the caller). The returned point has ``alerted`` True only when
-    every rule of the module docstring holds; ``more_repeats`` asks for more runs tonight.
+    ``nights`` holds each night's valid run values, oldest first; a night without valid
+    runs must be left out by the caller (ValueError). The returned point has ``alerted``
+    True only when every rule of the module docstring holds; ``more_repeats`` asks for more
+    runs tonight. ``direction`` follows the change of level.
     """
     p = params or ChangePointParams()
+    if any(len(n) == 0 for n in nights):
+        raise ValueError("a night without valid runs must be left out of the series")
     if len(nights) < p.min_baseline_nights + p.tail_nights:
         return None
-    medians = [float(np.median(n)) if len(n) else math.nan for n in nights]
+    medians = [float(np.median(n)) for n in nights]
     cut = len(nights) - p.tail_nights
     start = _baseline_start(medians, cut, p)
-    tail_nights = nights[cut:]
-    if cut - start < p.min_baseline_nights or any(len(n) == 0 for n in tail_nights):
+    if cut - start < p.min_baseline_nights:
         return None
-    tail = [v for n in tail_nights for v in n]
+    tail = [v for n in nights[cut:] for v in n]
     if len(tail) < p.min_tail_runs:
         return None
     gate = compare([v for n in nights[start:cut] for v in n], tail)
@@ -327,5 +329,5 @@ def nightly_alert(nights: Sequence[Sequence[float]],
     return ChangePoint(
         index=cut, median_before=gate.median_a, median_after=gate.median_b,
         relative_change=gate.effect, p_value=gate.p_value,
-        direction=_direction(gate.effect, p.higher_is_worse), alerted=alerted, kind="nightly",
+        direction=_direction(after - before, p.higher_is_worse), alerted=alerted, kind="nightly",
         more_repeats=more)

@@ -117,6 +117,8 @@ def test_too_little_history_gives_no_candidate() -> None:
     assert nightly_alert(_nights((5, 100.0), (2, 110.0))) is None
     nights = _nights((10, 100.0), (2, 110.0), runs=2)
     assert nightly_alert(nights) is None  # 4 tail runs < 6
+    with pytest.raises(ValueError, match="without valid runs"):
+        nightly_alert([*_nights((10, 100.0)), [], [100.0] * 5])
 
 
 def test_the_baseline_starts_after_the_last_history_change() -> None:
