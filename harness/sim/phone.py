@@ -101,7 +101,10 @@ async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Pat
     loop.add_signal_handler(signal.SIGUSR1, daemon.drop_connections)
     server = await asyncio.start_server(daemon.handle, sock=sock)
     ready = {"port": sock.getsockname()[1], "pid": os.getpid()}
-    (ctl / READY_FILE).write_text(json.dumps(ready))
+    # written whole, then renamed: the farm polls for the file and must never read it half
+    tmp = ctl / f"{READY_FILE}.tmp"
+    tmp.write_text(json.dumps(ready))
+    tmp.replace(ctl / READY_FILE)
 
     async def ticker() -> None:
         while True:
