@@ -12,6 +12,11 @@ private one. :class:`_NoAutostartConnection` raises instead; harness decides whe
 server to start. That one override is the only adbutils internal used (``_safe_connect``,
 which ``AdbConnection.__init__`` calls); the version bound in ``setup.cfg`` is what
 ``tests/unit/device/test_adbseam.py`` pins it against.
+
+``adbutils.install`` (APK install over HTTP) imports ``requests`` and ``urllib3``: about 80 ms
+of every command's start-up, for a feature harness never uses. Unless something imported it
+already, an empty stand-in for its one name (the ``InstallExtension`` mixin of
+``AdbDevice``) is registered before adbutils is imported, so ``AdbDevice.install`` is absent.
 """
 
 from __future__ import annotations
@@ -19,13 +24,12 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-
-import adbutils
-from adbutils.errors import AdbConnectionError
 
 from harness.device.errors import (
     AdbError,
@@ -37,6 +41,24 @@ from harness.device.errors import (
     DeviceUnauthorized,
 )
 from harness.errors import LocalFileError
+
+
+def _without_apk_install() -> None:
+    if "adbutils.install" in sys.modules:
+        return
+    stand_in = types.ModuleType("adbutils.install", "harness: APK install left out (adbseam)")
+
+    class InstallExtension:
+        pass
+
+    stand_in.InstallExtension = InstallExtension  # type: ignore[attr-defined]
+    sys.modules["adbutils.install"] = stand_in
+
+
+_without_apk_install()
+
+import adbutils  # noqa: E402 - after the stand-in above
+from adbutils.errors import AdbConnectionError  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -414,8 +414,8 @@ def ensure_demo_assets(sources: Iterable[Path]) -> None:
 
     ``sources`` are the local sources of the asset sets about to be synced.
     """
-    from harness.sim.assets import demo_assets_dir as build_demo_tree
-
     demo = sim_dir() / "demo_assets"  # the tree harness.sim.assets builds
     if any(Path(src).is_relative_to(demo) for src in sources):
+        from harness.sim.assets import demo_assets_dir as build_demo_tree  # numpy: when needed
+
         build_demo_tree()
