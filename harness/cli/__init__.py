@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import click
-from rich.logging import RichHandler
 from rich.markup import escape
 
 from harness import __version__
@@ -103,6 +102,8 @@ def configure_logging(verbose: int, quiet: bool, debug: bool) -> None:
     """Send the core's log records (the ``harness`` logger) to stderr at the level asked:
     warnings by default, errors only with ``-q``, info with ``-v``, debug with ``-vv`` or
     ``--debug``."""
+    from rich.logging import RichHandler  # here: `--help` never needs it (~20 ms)
+
     level = logging.WARNING
     if quiet:
         level = logging.ERROR
