@@ -50,7 +50,9 @@ def _key(kind: str, prompt: str, negative: str, tokenizer_dir: Path | None) -> s
     if parts is None:
         return None
     digest = hashlib.sha256()
-    for part in [kind.encode(), prompt.encode(), negative.encode(), *parts]:
+    # surrogatepass: a prompt that is not UTF-8 gets a key, and tokens' own one-line refusal
+    texts = [t.encode("utf-8", "surrogatepass") for t in (kind, prompt, negative)]
+    for part in [*texts, *parts]:
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
     return digest.hexdigest()

@@ -84,3 +84,11 @@ def test_a_folder_without_a_tokenizer_is_refused_as_before(computed: list[str],
                                                            tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no vocab.json"):
         tokencache.sd15_ids("a cat", "", tmp_path)
+
+
+def test_a_prompt_that_is_not_utf8_is_refused_by_the_tokenizer(computed: list[str]) -> None:
+    with pytest.raises(UsageError):
+        tokencache.sd15_ids("a \udcff cat")
+    with pytest.raises(UsageError):
+        tokencache.sd15_ids("a \udcff cat")  # refused again: nothing was cached
+    assert len(computed) == 2
