@@ -1,7 +1,16 @@
-"""sha256 of local files, cached by (path, size, mtime) so 10 GB are not re-hashed each run.
+"""sha256 of local files, cached by their stat so 10 GB are not re-hashed each run.
 
-The cache is a small SQLite file under ``$HARNESS_HOME/cache/``; a changed size or mtime
-(nanoseconds) invalidates an entry. Hashing runs in threads: hashlib releases the GIL.
+The cache is a small SQLite file under ``$HARNESS_HOME/cache/``. An entry is keyed the way
+git's index keys a file (git ``read-cache.c`` ``match_stat_data`` / ``is_racy_timestamp``):
+size, mtime, ctime (nanoseconds), inode and device must all still match, so a file rewritten
+and given its old mtime back (``touch -r``, an unpacked archive) is re-hashed: its ctime moved,
+and ctime cannot be set from user space. A file whose mtime is within a second of the time its
+entry was written is "racily clean" -- it may have changed again within the filesystem's
+timestamp granularity without its stat showing it -- so such an entry is never trusted: the
+file is hashed again next time (and the new entry, written later, is then trusted).
+
+It is a cache: when the table's columns differ from this module's (an older harness), the
+table is dropped and recreated. Hashing runs in threads: hashlib releases the GIL.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +30,16 @@ from harness.home import harness_home
 log = logging.getLogger(__name__)
 
 HASH_BLOCK_BYTES = 1024 * 1024
+RACY_NS = 1_000_000_000  # an mtime this close to its entry's write time is not trusted
+COLUMNS = ("path", "size", "mtime_ns", "ctime_ns", "ino", "dev", "written_ns", "sha256")
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
+           "mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, dev INTEGER, "
+           "written_ns INTEGER, sha256 TEXT)")
+_Key = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, ino, dev
+
+
+def _stat_key(st: os.stat_result) -> _Key:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 def sha256_file(path: Path) -> str:
@@ -37,9 +57,13 @@ class HashCache:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(db_path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
-            "mtime_ns INTEGER, sha256 TEXT)")
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # one process migrates at a time
+            have = tuple(row[1] for row in self._db.execute("PRAGMA table_info(hashes)"))
+            if have and have != COLUMNS:
+                log.debug("hash cache: columns %s differ, table recreated", have)
+                self._db.execute("DROP TABLE hashes")
+            self._db.execute(_SCHEMA)
         self._lock = threading.Lock()
 
     @classmethod
@@ -48,38 +72,46 @@ class HashCache:
 
     def hash_many(self, paths: Sequence[str], workers: int = 4,
                   stats: Sequence[os.stat_result] | None = None) -> dict[str, str]:
-        """sha256 of every path, from the cache where (size, mtime) still match.
+        """sha256 of every path, from the cache where its stat key still matches.
 
         ``stats`` (one per path) saves a stat call per file when the caller has them.
         """
         result: dict[str, str] = {}
-        todo: list[tuple[str, str, int, int]] = []
+        todo: list[tuple[str, str, _Key]] = []
         keys = [os.path.abspath(p) for p in paths]  # noqa: PTH100 - strings on purpose
-        rows: dict[str, tuple[int, int, str]] = {}
+        rows = self._lookup(keys)
+        for i, (path, key) in enumerate(zip(paths, keys, strict=True)):
+            st = stats[i] if stats is not None else os.stat(path)  # noqa: PTH116
+            want = _stat_key(st)
+            cached = rows.get(key)
+            if (cached is not None and cached[0] == want
+                    and st.st_mtime_ns + RACY_NS <= cached[1]):
+                result[path] = cached[2]
+            else:
+                todo.append((path, key, want))
+        log.debug("hash cache: %d of %d file(s) to hash", len(todo), len(paths))
+        if todo:
+            written = time.time_ns()  # before any byte is read: the racy test's reference
+            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+                digests = list(pool.map(lambda item: sha256_file(Path(item[0])), todo))
+            with self._lock, self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(key, *stat_key, written, d) for (_, key, stat_key), d
+                     in zip(todo, digests, strict=True)])
+            for (path, _, _), digest in zip(todo, digests, strict=True):
+                result[path] = digest
+        return result
+
+    def _lookup(self, keys: Sequence[str]) -> dict[str, tuple[_Key, int, str]]:
+        """The cached (stat key, written_ns, sha256) of each absolute path that has one."""
+        rows: dict[str, tuple[_Key, int, str]] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 for row in self._db.execute(
-                        f"SELECT path, size, mtime_ns, sha256 FROM hashes "  # noqa: S608 - only "?" placeholders are formatted in
+                        f"SELECT {', '.join(COLUMNS)} FROM hashes "  # noqa: S608 - only column names and "?" placeholders are formatted in
                         f"WHERE path IN ({marks})", chunk):
-                    rows[row[0]] = (row[1], row[2], row[3])
-        for i, (path, key) in enumerate(zip(paths, keys, strict=True)):
-            st = stats[i] if stats is not None else os.stat(path)  # noqa: PTH116
-            cached = rows.get(key)
-            if cached is not None and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
-                result[path] = cached[2]
-            else:
-                todo.append((path, key, st.st_size, st.st_mtime_ns))
-        log.debug("hash cache: %d of %d file(s) to hash", len(todo), len(paths))
-        if todo:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-                digests = list(pool.map(lambda item: sha256_file(Path(item[0])), todo))
-            with self._lock, self._db:
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)",
-                    [(key, size, mtime, d) for (_, key, size, mtime), d
-                     in zip(todo, digests, strict=True)])
-            for (path, _, _, _), digest in zip(todo, digests, strict=True):
-                result[path] = digest
-        return result
+                    rows[row[0]] = ((row[1], row[2], row[3], row[4], row[5]), row[6], row[7])
+        return rows

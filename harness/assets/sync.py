@@ -386,6 +386,7 @@ class Syncer:
         # (daemon/file_sync_service.cpp, handle_send_file's failure path), so a confirmed
         # temporary is complete: the retry keeps it and sends only what is left.
         self._resume: _Resume | None = None
+        self.scanned: dict[str, list[LocalFile]] | None = None  # local files, if scanned
 
     def _shell(self, command: str, timeout: float = 600) -> str:
         self.round_trips += 1
@@ -402,7 +403,7 @@ class Syncer:
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             remote_future = pool.submit(listing)
-            local = {s.name: scan_set(s, self.cache) for s in sets}
+            local = self.scanned or {s.name: scan_set(s, self.cache) for s in sets}
             remote, batches = remote_future.result()
         self.round_trips += batches
         return [plan_set(s, local[s.name], remote, delete) for s in sets]
@@ -676,15 +677,18 @@ def sync_many(devices: Sequence[Device], sets: Sequence[AssetSet], delete: bool 
               progress: Callable[[str, int, int, str], None] | None = None) -> list[SyncResult]:
     """Sync the same sets to several phones in parallel (one thread per phone)."""
     cache = HashCache.open_default()
-    for s in sets:
-        scan_set(s, cache)  # hash once, up front, not once per phone
+    # Several phones: scan and hash once, up front, not once per phone. One phone: its
+    # Syncer's own scan (overlapping the phone's listing) is the only one.
+    scanned = {s.name: scan_set(s, cache) for s in sets} if len(devices) > 1 else None
 
     def one(device: Device) -> SyncResult:
         def on_progress(done: int, total: int, path: str) -> None:
             if progress is not None:
                 progress(device.serial, done, total, path)
 
-        return Syncer(device, cache).sync(sets, delete, on_progress, verify)
+        syncer = Syncer(device, cache)
+        syncer.scanned = scanned
+        return syncer.sync(sets, delete, on_progress, verify)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
         return list(pool.map(one, devices))

@@ -12,6 +12,11 @@ private one. :class:`_NoAutostartConnection` raises instead; harness decides whe
 server to start. That one override is the only adbutils internal used (``_safe_connect``,
 which ``AdbConnection.__init__`` calls); the version bound in ``setup.cfg`` is what
 ``tests/unit/device/test_adbseam.py`` pins it against.
+
+``adbutils.install`` (APK install over HTTP) imports ``requests`` and ``urllib3``: about 80 ms
+of every command's start-up, for a feature harness never uses. Unless something imported it
+already, an empty stand-in for its one name (the ``InstallExtension`` mixin of
+``AdbDevice``) is registered before adbutils is imported, so ``AdbDevice.install`` is absent.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import stat
+import struct
+import sys
+import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-
-import adbutils
-from adbutils.errors import AdbConnectionError
 
 from harness.device.errors import (
     AdbError,
@@ -38,7 +45,26 @@ from harness.device.errors import (
 )
 from harness.errors import LocalFileError
 
+
+def _without_apk_install() -> None:
+    if "adbutils.install" in sys.modules:
+        return
+    stand_in = types.ModuleType("adbutils.install", "harness: APK install left out (adbseam)")
+
+    class InstallExtension:
+        pass
+
+    stand_in.InstallExtension = InstallExtension  # type: ignore[attr-defined]
+    sys.modules["adbutils.install"] = stand_in
+
+
+_without_apk_install()
+
+import adbutils  # noqa: E402 - after the stand-in above
+from adbutils.errors import AdbConnectionError  # noqa: E402
+
 log = logging.getLogger(__name__)
+SYNC_HEADER = struct.Struct("<4sI")  # a sync request or reply: id, then a length or value
 
 # What adb, the sockets to its server and adbutils raise; anything else is a bug in harness.
 # (socket.timeout is TimeoutError, an OSError; adbutils' read_exact raises EOFError.)
@@ -186,13 +212,48 @@ def open_service(server: Server, serial: str, service: str, connect_timeout_s: f
     return sock
 
 
+SYNC_DATA_MAX_BYTES = 64 * 1024  # one sync DATA packet's limit (adb file_sync_protocol.h)
+
+
 def push_bytes(server: Server, serial: str, data: bytes, path: str, mode: int,
                timeout_s: float) -> None:
-    """Write ``data`` to ``path`` on the phone through its sync service."""
+    """Write ``data`` to ``path`` on the phone through its sync service.
+
+    The sync protocol spoken here directly (AOSP ``file_sync_protocol.h``: SEND
+    ``path,mode``, DATA chunks of at most 64 KiB, DONE with the mtime, then OKAY or FAIL;
+    QUIT), in one write with ``TCP_NODELAY``: adbutils' ``sync.push`` leaves Nagle on and
+    its connection's ``close()`` sleeps 10 ms, ~80 ms for a 616-byte token file.
+    """
+    target = f"{path},{stat.S_IFREG | (mode & 0o7777)}".encode()  # as adb's own client sends
+    parts = [SYNC_HEADER.pack(b"SEND", len(target)), target]
+    for start in range(0, len(data), SYNC_DATA_MAX_BYTES):
+        chunk = data[start : start + SYNC_DATA_MAX_BYTES]
+        parts += [SYNC_HEADER.pack(b"DATA", len(chunk)), chunk]
+    parts.append(SYNC_HEADER.pack(b"DONE", int(time.time()) & 0xFFFFFFFF))
+    sock = open_service(server, serial, "sync:", timeout_s, timeout_s)
     try:
-        client(server.host, server.port, timeout_s).device(serial).sync.push(data, path, mode=mode)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(b"".join(parts))
+        tag, length = SYNC_HEADER.unpack(_recv_exact(sock, 8))
+        if tag == b"FAIL":
+            raise adbutils.AdbError(_recv_exact(sock, length).decode("utf-8", "replace"))
+        if tag != b"OKAY":
+            raise adbutils.AdbError(f"push {path}: unexpected sync reply {tag!r}")
+        sock.sendall(SYNC_HEADER.pack(b"QUIT", 0))
     except ADB_FAILURES as exc:
         raise _failure(exc, serial, server) from exc
+    finally:
+        sock.close()
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        got = sock.recv(n - len(buf))
+        if not got:
+            raise EOFError("connection closed during sync")
+        buf += got
+    return bytes(buf)
 
 
 def _chunks(server: Server, serial: str, path: str,

@@ -365,7 +365,11 @@ class Farm:
             raise UsageError("empty --device")
         if selector.startswith("tag:"):
             parse_tags(selector[4:])  # refuse a malformed expression before any discovery
-        pool = list(devices) if devices is not None else self.discover()
+        # A serial or nickname needs the facts of the phone it names only (issue 12: four
+        # concurrent runs read sixteen phones' facts); sim and tag: need every phone's.
+        pool = list(devices) if devices is not None else self.discover(with_facts=False)
+        if devices is None and (selector == "sim" or selector.startswith("tag:")):
+            self._fill_facts([d for d in pool if d.state == "device" and not d.excluded])
         if selector == "sim":
             pool = [d for d in pool if d.server.name == SIM_SERVER_NAME]
             named = pool
@@ -385,6 +389,8 @@ class Farm:
                                   f"({len(pool)} phone(s) seen)"
                                   f"{suggest(selector, known)}",
                                   hint="`harness devices` lists the phones")
+            if devices is None:
+                self._fill_facts([d for d in named if d.state == "device" and not d.excluded])
         chosen: list[FarmDevice] = []
         rejected: list[tuple[FarmDevice, str]] = []
         for item in named:
@@ -491,8 +497,8 @@ def ensure_demo_assets(sources: Iterable[Path]) -> None:
 
     ``sources`` are the local sources of the asset sets about to be synced.
     """
-    from harness.sim.assets import demo_assets_dir as build_demo_tree
-
     demo = sim_dir() / "demo_assets"  # the tree harness.sim.assets builds
     if any(Path(src).is_relative_to(demo) for src in sources):
+        from harness.sim.assets import demo_assets_dir as build_demo_tree  # numpy: when needed
+
         build_demo_tree()

@@ -168,10 +168,11 @@ def parse_phone_lease(text: str) -> PhoneLease | None:
     return PhoneLease(holder, fields.get("purpose", ""), int(fields["heartbeat"]), ttl, now)
 
 
+READ_PHONE_LEASE = f'echo "{RECORD_MARK}$(date +%s)"; cat {PHONE_LEASE} 2>/dev/null; true'
+
+
 def read_phone_lease(device: Device) -> PhoneLease | None:
-    out = device.run(f'echo "{RECORD_MARK}$(date +%s)"; cat {PHONE_LEASE} 2>/dev/null; true',
-                     timeout=30).out
-    return parse_phone_lease(out)
+    return parse_phone_lease(device.run(READ_PHONE_LEASE, timeout=30).out)
 
 
 def write_phone_lease_command(holder: ProcessHolder, purpose: str, ttl: int) -> str:
@@ -265,9 +266,11 @@ class Lease:
                                 hint="another host holds it through a shared adb server; "
                                      "wait with --lease-wait SECONDS, or pick another phone")
             time.sleep(max(LEASE_POLL_S, 1.0))
-        device.run(write_phone_lease_command(self._me, self.purpose, self.ttl_s), check=True,
-                   timeout=30)
-        mine = read_phone_lease(device)  # two hosts writing at once: the last one wins
+        # written and read back in one shell (one round trip less per command); two hosts
+        # writing at once: the last one wins, and the other sees it in its read-back
+        mine = parse_phone_lease(device.run(
+            f"{write_phone_lease_command(self._me, self.purpose, self.ttl_s)} && "
+            f"{{ {READ_PHONE_LEASE}; }}", check=True, timeout=30).out)
         if mine is None or not _same(mine.holder, self._me):
             who = mine.describe() if mine else "another host"
             raise LeaseBusy(f"in use by {who}", serial=self.serial)

@@ -7,10 +7,10 @@ the host other than asset sources: ``Plan.from_dict(plan.to_dict()) == plan``.
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import numpy as np
 
 from harness.device.facts import Requirements
 from harness.errors import UsageError
@@ -33,7 +33,7 @@ class OutputSpec:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * FLOAT32_BYTES
+        return math.prod(self.shape) * FLOAT32_BYTES
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class TokenFile:
 
     def data(self) -> bytes:
         """The file's bytes: raw little-endian int32, uncond row then cond row."""
-        return np.array(self.ids, dtype="<i4").tobytes()
+        flat = [i for row in self.ids for i in row]
+        return struct.pack(f"<{len(flat)}i", *flat)
 
 
 @dataclass(frozen=True)

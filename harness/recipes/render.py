@@ -20,7 +20,8 @@ from harness.device.facts import Requirements
 from harness.errors import ConfigError, UsageError
 from harness.recipes.plan import OutputSpec, Plan, PlanAsset, PlanStep, TokenFile
 from harness.recipes.schema import ParamSpec, ParamValue, Recipe, check_value
-from harness.recipes.tokens import load_bpe, sd15_ids, tokenize_prompt
+from harness.recipes.tokencache import sd15_ids, tokenize_prompt
+from harness.recipes.tokens import load_bpe
 from harness.yamlpos import Pos, PosDict, PosList, pos_of, quote
 
 DEVICE_TMP = "/data/local/tmp"
@@ -307,8 +308,8 @@ def render_recipe_data(recipe: Recipe, chosen: Mapping[str, ParamValue],
     if not steps:
         raise ConfigError(f"{data.pos}: recipe {recipe.name!r} has no steps")
     _check_unique(steps, data)
-    if data.get("tokens"):
-        load_bpe(tokenizer_dir)  # fail early on a bad --tokenizer-dir
+    if data.get("tokens") and tokenizer_dir is not None:
+        load_bpe(tokenizer_dir)  # fail early on a bad --tokenizer-dir (the embedded one: never)
     tokens, warnings = _token_files(data, renderer, tokenizer_dir, roots)
     asset_names, assets = _assets(data, sets)
     _keep_out_of_assets(tokens, assets, data)

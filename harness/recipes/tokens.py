@@ -51,7 +51,7 @@ CLIP_L_IDS_NAME = "clip_l_ids.i32"
 CLIP_G_IDS_NAME = "clip_g_ids.i32"
 SD15_IDS_NAME = "clip_ids.i32"
 
-_MERGES_RESOURCE = "clip_bpe_merges.txt.gz"
+MERGES_RESOURCE = "clip_bpe_merges.txt.gz"
 _START_TEXT = "<|startoftext|>"
 _END_TEXT = "<|endoftext|>"
 _CLIP_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
@@ -102,7 +102,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def embedded_merges() -> list[tuple[str, str]]:
     """CLIP's merges, from the package data."""
-    raw = resources.files("harness.recipes").joinpath("data", _MERGES_RESOURCE).read_bytes()
+    raw = resources.files("harness.recipes").joinpath("data", MERGES_RESOURCE).read_bytes()
     return _parse_merges(gzip.decompress(raw).decode("utf-8"))
 
 

@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,4 +311,47 @@ def test_a_remote_failure_in_pull_is_a_device_error(
                       "host:tport:serial:": fail(f"device '{SERIAL}' not found")})
     with pytest.raises(DeviceNotFound) as info:
         adbseam.pull_file(where, SERIAL, "/data/local/tmp/out", tmp_path / "x", 2.0)
+    assert info.value.serial == SERIAL
+
+
+def sync_send(received: list[tuple[bytes, bytes]], status: bytes = b"OKAY",
+              message: bytes = b"") -> Reply:
+    """``sync:`` then one SEND: records every (id, payload) up to DONE, answers ``status``,
+    then records what follows (QUIT)."""
+    def reply(conn: socket.socket, _request: str) -> bool:
+        conn.sendall(b"OKAY")
+        while True:
+            cmd, length = struct.unpack("<4sI", _recv_exact(conn, 8))
+            payload = b"" if cmd in (b"DONE", b"QUIT") else _recv_exact(conn, length)
+            received.append((cmd, payload))
+            if cmd == b"DONE":
+                conn.sendall(status + struct.pack("<I", len(message)) + message)
+            if cmd in (b"QUIT", b"FAIL") or (cmd == b"DONE" and status != b"OKAY"):
+                return False
+    return reply
+
+
+def test_push_bytes_speaks_the_sync_protocol_in_64k_chunks(
+        serve: Callable[[dict[str, Reply]], tuple[FakeServer, Endpoint]]) -> None:
+    got: list[tuple[bytes, bytes]] = []
+    _, where = serve({"host:transport:": okay, "sync:": sync_send(got)})
+    data = bytes(range(256)) * 300  # 76,800 bytes: two DATA packets
+    adbseam.push_bytes(where, SERIAL, data, "/data/local/tmp/ids.i32", 0o644, 2.0)
+    for _ in range(100):  # the QUIT may still be in flight
+        if got and got[-1][0] == b"QUIT":
+            break
+        time.sleep(0.01)
+    assert [cmd for cmd, _ in got] == [b"SEND", b"DATA", b"DATA", b"DONE", b"QUIT"]
+    assert got[0][1] == b"/data/local/tmp/ids.i32,33188"  # S_IFREG | 0644, as adb sends
+    assert len(got[1][1]) == 65536
+    assert got[1][1] + got[2][1] == data
+
+
+def test_a_refused_push_bytes_is_a_device_error_with_adbds_reason(
+        serve: Callable[[dict[str, Reply]], tuple[FakeServer, Endpoint]]) -> None:
+    got: list[tuple[bytes, bytes]] = []
+    _, where = serve({"host:transport:": okay,
+                      "sync:": sync_send(got, b"FAIL", b"couldn't create file: Read-only")})
+    with pytest.raises(DeviceError, match="couldn't create file: Read-only") as info:
+        adbseam.push_bytes(where, SERIAL, b"x", "/system/x", 0o644, 2.0)
     assert info.value.serial == SERIAL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,38 @@ def test_discover_names_every_unreachable_server() -> None:
     assert [(s.name, s.port) for s, _why in farm.unreachable] == [("gone0", ports[0]),
                                                                    ("gone1", ports[1])]
     assert all(why for _s, why in farm.unreachable)
+
+
+class _CountingFarm(Farm):
+    """A farm whose phones are given; records whose facts are read (issue 12)."""
+
+    def __init__(self, pool: list[FarmDevice]) -> None:
+        super().__init__()
+        self.pool = pool
+        self.read: list[str] = []
+
+    def discover(self, with_facts: bool = True) -> list[FarmDevice]:
+        for d in self.pool:
+            d.facts = None
+        if with_facts:
+            self._fill_facts(self.pool)
+        return list(self.pool)
+
+    def _fill_facts(self, devices: Sequence[FarmDevice]) -> None:
+        for d in devices:
+            self.read.append(d.serial)
+            d.facts = DeviceFacts(d.serial, soc_model="SM8650", mem_total_kb=15_000_000,
+                                  android_release="14")
+
+
+def test_a_named_phone_is_the_only_one_whose_facts_are_read() -> None:
+    pool = [_dev(s, "SM8650", 15_000_000) for s in ("A", "B", "C", "D")]
+    pool[3].spec = DeviceSpec(nickname="dee")
+    farm = _CountingFarm(pool)
+    assert [d.serial for d in farm.select("B").chosen] == ["B"]
+    assert farm.read == ["B"]
+    assert [d.serial for d in farm.select("dee").chosen] == ["D"]
+    assert farm.read == ["B", "D"]
+    farm.read.clear()
+    assert len(farm.select("tag:sm8650").chosen) == 4  # tags come from every phone's facts
+    assert sorted(farm.read) == ["A", "B", "C", "D"]
