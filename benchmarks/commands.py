@@ -4,7 +4,8 @@ Every harness figure is a real ``python -m harness.cli ...`` process (interprete
 imports, farm resolution, the work, interpreter exit) timed from outside; every baseline is
 the whole baseline process (``adb``, ``python -c pass``), same run, same virtual farm,
 the two sides alternating, medians with min-max. Only the token-id write is a library call
-(it is one inside ``harness run``), timed next to the whole ``adb push`` of the same file.
+(it is one inside ``harness run``), timed next to the whole ``adb push`` of the same file;
+``token-proc`` times that write as a whole python process too, so neither side is flattered.
 
 Starts its own private four-phone virtual farm (temporary HARNESS_HOME, private adb port,
 never 5037), defines an asset set ``bench`` over a tree of ``--files`` files (``--size-mib``
@@ -17,6 +18,7 @@ MiB; mtimes backdated an hour, as assets are) and prints each ratio of issue 12:
   run     harness run sd15-512 (synced phone)   vs  its steps as bare adb processes: push
           --sync of its two sets, push of the token file, shell of the step, pull of the image
   token   Device.push_bytes of 616 B (library)  vs  adb push of the 616-B file (process)
+  token-proc  the same push_bytes in its own python process  vs  the same adb push
   conc4   4 x harness run on 4 phones at once   vs  1 harness run alone
 
     python benchmarks/commands.py [--quick] [--repeat N] [--files N] [--size-mib N]
@@ -188,6 +190,16 @@ def run_cases(b: Bench) -> None:
                                  lambda: b.proc(b.adb(serial, "push", str(ids),
                                                       "/data/local/tmp/tok_a")),
                                  b.repeat * 2), "<= 2x")
+    # The same write as a whole process (interpreter, imports, one push_bytes) next to the
+    # whole adb process: what a script calling harness's library for one file waits for.
+    script = ("import sys; from pathlib import Path; "
+              "from harness.device.device import AdbEndpoint, Device; "
+              "Device(sys.argv[1], AdbEndpoint('127.0.0.1', int(sys.argv[2])))"
+              ".push_bytes(Path(sys.argv[3]).read_bytes(), '/data/local/tmp/tok_p')")
+    b.record("token-proc", *alternate(
+        lambda: b.proc([sys.executable, "-c", script, serial, str(b.state.adb_port), str(ids)]),
+        lambda: b.proc(b.adb(serial, "push", str(ids), "/data/local/tmp/tok_a")),
+        b.repeat * 2), "(whole process; no goal)")
 
     def four() -> None:
         procs = [subprocess.Popen(run_cmd(s), env=b.env, cwd=b.tmp, stdout=subprocess.DEVNULL,
