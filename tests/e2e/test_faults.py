@@ -25,7 +25,7 @@ from harness.assets.sync import Syncer
 from harness.device.device import AdbEndpoint, Device
 from harness.farm.lease import PHONE_LEASE, Lease, LeaseBusy, holder_of, read_phone_lease
 from harness.results.store import Store
-from harness.sim.farm import Farm
+from harness.sim.farm import DEFAULT_PROFILES, private_farm
 from tests.simfarm import SimFarm, phone_runs
 
 pytestmark = pytest.mark.e2e
@@ -251,13 +251,9 @@ def test_push_recovers_when_the_adb_server_is_killed(tmp_path: Path, sim_farm: S
 
 
 def test_sim_up_and_run_readopt_a_farm_whose_adb_server_died(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    env = {**os.environ, "HARNESS_HOME": str(home)}
-    farm = Farm(home / "sim")
-    old_home = os.environ.get("HARNESS_HOME")
-    os.environ["HARNESS_HOME"] = str(home)
-    try:
-        farm.up(time_scale=0.005)
+    # the user started the default farm, then added two phones of their own
+    with private_farm(DEFAULT_PROFILES, time_scale=0.005) as (farm, _state, _tmp):
+        env = dict(os.environ)  # private_farm set HARNESS_HOME to its own home
         farm.add_phone("sm8650-16g")
         farm.add_phone("sm8550-12g")
         before = farm.load()
@@ -282,9 +278,3 @@ def test_sim_up_and_run_readopt_a_farm_whose_adb_server_died(tmp_path: Path) -> 
         assert final is not None
         assert [(p.serial, p.port) for p in final.phones] == phones
         assert final.adb_port == before.adb_port
-    finally:
-        farm.down(wipe=True)
-        if old_home is None:
-            os.environ.pop("HARNESS_HOME", None)
-        else:
-            os.environ["HARNESS_HOME"] = old_home
