@@ -54,18 +54,19 @@ from harness.device.errors import (
     DeviceNotFound,
     DeviceOffline,
 )
+from harness.device.layout import DEVICE_TMP as DEVICE_TMP
+from harness.device.layout import MANIFEST_DIR as MANIFEST_DIR
+from harness.device.layout import SYNC_SCRIPT_DIR, SYNC_TMP_MARK
 from harness.errors import HarnessError, UsageError
 
 log = logging.getLogger(__name__)
 
-MANIFEST_DIR = "/data/local/tmp/.harness/manifests"
-SCRIPT_DIR = "/data/local/tmp/.harness/tmp"
-TMP_MARK = ".harness-tmp-"
+SCRIPT_DIR = SYNC_SCRIPT_DIR  # the names this module and its tests use
+TMP_MARK = SYNC_TMP_MARK
 SECTION = "@@harness-sync:"
 MANIFEST_VERSION = 1
 U32 = 0xFFFFFFFF  # sync v1 listings carry 32-bit sizes
 FREE_SPACE_MARGIN_BYTES = 16 * 1024 * 1024  # leave the phone's /data some room
-DEVICE_TMP = "/data/local/tmp"
 DEFAULT_BLOCK_BYTES = 4096  # ext4 and f2fs on phones; used when `stat -f` says nothing
 MAX_BLOCK_BYTES = 1024 * 1024  # a block size above this is a misread, not a filesystem
 # An inode (256 bytes on ext4, f2fs keeps one 4 KiB node block per inode but packs small

@@ -9,6 +9,7 @@ from harness.device import devshell
 from harness.device.background import find_orphans
 from harness.device.device import Device
 from harness.device.errors import DeviceError
+from harness.device.layout import DEVICE_TMP, SYNC_SCRIPT_DIR, SYNC_TMP_MARK
 from harness.errors import HarnessError
 from harness.farm.inventory import SIM_SERVER_NAME, Farm, FarmDevice
 from harness.farm.lease import holder_of, read_phone_lease
@@ -17,11 +18,6 @@ from harness.holder import Holder
 LOW_BATTERY_PERCENT = 20  # below this a phone may throttle or die mid-run
 HOT_CELSIUS = 40.0  # above this timings are skewed by throttling (bench gates at 35-38)
 LOW_SPACE_KB = 4 * 1024 * 1024  # SDXL weights alone take several GB
-# What harness.assets.sync names its temporaries and where it keeps its scripts (farm may not
-# import assets; tests/unit/farm/test_doctor.py checks these stay equal to sync's).
-SYNC_TMP_MARK = ".harness-tmp-"
-SYNC_SCRIPT_DIR = "/data/local/tmp/.harness/tmp"
-DEVICE_TMP = "/data/local/tmp"
 
 
 class Level(StrEnum):

@@ -10,8 +10,9 @@ from harness.farm import doctor
 
 
 def test_doctor_looks_for_what_sync_writes() -> None:
-    assert doctor.SYNC_TMP_MARK == sync.TMP_MARK
-    assert doctor.SYNC_SCRIPT_DIR == sync.SCRIPT_DIR
+    command = doctor.temporaries_command()  # one definition (harness/device/layout.py)
+    assert f"*{sync.TMP_MARK}*" in command
+    assert f"{sync.SCRIPT_DIR}/*" in command
 
 
 def test_parse_temporaries() -> None:
