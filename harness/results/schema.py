@@ -111,7 +111,63 @@ def _v3(conn: sqlite3.Connection) -> None:
         raise sqlite3.DatabaseError("migration 3 broke a foreign key")
 
 
-MIGRATIONS: list[Migration] = [(1, _V1), (2, _V2), (3, _v3)]
+BENCH_STATUSES = ("running", "ok", "regressed", "failed", "interrupted", "abandoned")
+VALIDITIES = ("valid", "throttled", "hot-start", "noisy", "failed")
+
+# Version 4: benches (one row per `harness bench`: a night of a nightly), and what each run
+# of a bench needs to be judged and attributed. NULL in the new run columns: not a bench run.
+_V4 = (
+    f"""CREATE TABLE benches (
+        id TEXT PRIMARY KEY,                  -- ULID, like run ids
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        status TEXT NOT NULL CHECK (status IN {BENCH_STATUSES!r}),
+        config_json TEXT NOT NULL,            -- the bench config as run (matrix, repeats, ...)
+        shard TEXT,                           -- "i/N", NULL when unsharded
+        baseline TEXT,                        -- --baseline REF as given
+        host TEXT,
+        harness_version TEXT,
+        holder_pid INTEGER,
+        holder_start TEXT,
+        summary_json TEXT                     -- the verdicts at the end (regressions, ...)
+    )""",
+    "CREATE INDEX benches_by_started ON benches (started_at)",
+    """CREATE TABLE bench_events (
+        bench_id TEXT NOT NULL REFERENCES benches(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        at REAL NOT NULL,
+        serial TEXT,                          -- NULL: the bench as a whole
+        recipe TEXT,
+        kind TEXT NOT NULL,                   -- rejected, lost, cool-wait, interrupted, ...
+        detail_json TEXT,
+        PRIMARY KEY (bench_id, seq)
+    )""",
+    f"ALTER TABLE runs ADD COLUMN validity TEXT CHECK (validity IS NULL OR validity IN "
+    f"{VALIDITIES!r})",
+    "ALTER TABLE runs ADD COLUMN validity_reason TEXT",
+    "ALTER TABLE runs ADD COLUMN repeat_idx INTEGER",  # 0-based within its series and bench
+    "ALTER TABLE runs ADD COLUMN warmup INTEGER NOT NULL DEFAULT 0",  # 1: not measured
+    # {"asset_sets": {name: {path: sha256}}, "harness_version": ..., "fingerprint": ...}
+    "ALTER TABLE runs ADD COLUMN provenance_json TEXT",
+    # thermal status, temperatures, battery, cpu time_in_state deltas, caps, cool wait
+    "ALTER TABLE runs ADD COLUMN conditions_json TEXT",
+)
+
+# Version 5: telemetry samples, long format: one row per (sample time, source). ``t`` is the
+# phone's own clock in seconds since the step started; ``name`` is e.g. mem_available_kb,
+# rss_kb, power_w, cpu0_cur_khz, gpu_busy_pct.
+_V5 = (
+    """CREATE TABLE samples (
+        run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step TEXT NOT NULL,
+        t REAL NOT NULL,
+        name TEXT NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (run_id, step, t, name)
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: list[Migration] = [(1, _V1), (2, _V2), (3, _v3), (4, _V4), (5, _V5)]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

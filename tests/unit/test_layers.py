@@ -21,7 +21,9 @@ GROUND_MODULES = {"__init__", "errors", "home", "config", "yamlpos", "console", 
 
 # layer -> the layers it may import (itself and shared ground always allowed)
 ALLOWED: dict[str, set[str]] = {
-    "cli": {"bench", "repro", "run", "results", "recipes", "assets", "farm", "device", "sim"},
+    "cli": {"report", "bench", "repro", "run", "results", "recipes", "assets", "farm", "device",
+            "sim"},
+    "report": {"bench", "repro", "run", "results", "recipes", "assets", "farm", "device"},
     "repro": {"bench", "run", "results", "recipes", "assets", "farm", "device"},
     "bench": {"run", "results", "recipes", "assets", "farm", "device"},
     "run": {"results", "recipes", "assets", "farm", "device"},

@@ -308,3 +308,30 @@ def test_migration_3_keeps_rows_and_steps_of_a_v2_database(tmp_path: Path,
         with pytest.raises(sqlite3.IntegrityError):
             store.conn.execute("UPDATE runs SET status = 'bogus' WHERE id = 'R1'")
         assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_migrations_4_and_5_add_benches_validity_and_samples(tmp_path: Path,
+                                                            plan: Plan) -> None:
+    db = tmp_path / "v3.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
+    migrate(conn, MIGRATIONS, target=3)
+    conn.execute("INSERT INTO runs (id, recipe, plan_json, params_json, started_at, status) "
+                 "VALUES ('R1', 'sd15-512', '{}', '{}', 1.0, 'ok')")
+    conn.close()
+    with Store.open(db) as store:
+        c = store.conn
+        row = c.execute("SELECT validity, warmup, provenance_json FROM runs").fetchone()
+        assert tuple(row) == (None, 0, None)  # an old run is not a bench run
+        c.execute("UPDATE runs SET validity = 'throttled' WHERE id = 'R1'")
+        with pytest.raises(sqlite3.IntegrityError):
+            c.execute("UPDATE runs SET validity = 'fine' WHERE id = 'R1'")
+        c.execute("INSERT INTO benches (id, started_at, status, config_json) "
+                  "VALUES ('B1', 2.0, 'running', '{}')")
+        with pytest.raises(sqlite3.IntegrityError):
+            c.execute("INSERT INTO benches (id, started_at, status, config_json) "
+                      "VALUES ('B2', 2.0, 'great', '{}')")
+        c.execute("INSERT INTO bench_events (bench_id, seq, at, kind) VALUES ('B1', 0, 2.5, "
+                  "'lost')")
+        c.execute("INSERT INTO samples VALUES ('R1', 'unet', 0.1, 'rss_kb', 1024.0)")
+        c.execute("DELETE FROM runs WHERE id = 'R1'")  # samples go with their run
+        assert c.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 0
