@@ -7,10 +7,12 @@ find both through ``HARNESS_SIM_ROOT`` / ``HARNESS_SIM_DIR``, as in the farm's r
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,8 +79,8 @@ class TinyPhone(PhoneLayout):
 
 
 def make_phone(base: Path, profile: str = "sm8650-16g",
-               time_scale: float = UNIT_TIME_SCALE) -> TinyPhone:
-    prof = profiles.load_profile(profile)
+               time_scale: float = UNIT_TIME_SCALE, **overrides: Any) -> TinyPhone:
+    prof = dataclasses.replace(profiles.load_profile(profile), **overrides)
     phone = TinyPhone(base, prof)
     state.init_phone(phone.ctl, prof, f"unit-{profile}", time_scale)
     devtools.install_system(phone.root, prof, f"unit-{profile}")

@@ -2,8 +2,8 @@
 
 :func:`install_system` lays out a phone root (``/data/local/tmp``, ``/sdcard``, ``/system``,
 ``/vendor``, ``/sys``) and installs the Android tools that read the phone's state: ``getprop``,
-``dumpsys``, ``logcat``, ``id``, ``whoami`` and, on rooted profiles, ``su``. The tools are small
-POSIX ``sh`` scripts (no Python start-up per call) that read:
+``dumpsys``, ``logcat``, ``dmesg`` (root only), ``id``, ``whoami`` and, on rooted profiles,
+``su``. The tools are small POSIX ``sh`` scripts (no Python start-up per call) that read:
 
 - ``${HARNESS_SIM_ROOT}/system/build.prop``: the properties, one ``key=value`` per line, sorted
   (values may hold spaces; ``HARNESS_SIM_ROOT`` is empty inside the phone's namespace);
@@ -401,9 +401,35 @@ esac
 """
 
 
+DMESG_SH = r"""#!/bin/sh
+# dmesg (harness.sim): the virtual phone's kernel log, for root only.
+# toybox toys/lsb/dmesg.c opens /dev/kmsg and, when that fails, falls back to klogctl(2),
+# whose failure is perror_exit("klogctl"). As the shell user (uid 2000) both are refused on
+# Android (dmesg_restrict / SELinux: shell may not read the kernel log), so a stock phone
+# prints "dmesg: klogctl: Permission denied"; root (su) reads it. -c/-C clear it.
+ctl="${HARNESS_SIM_DIR:-/.sim}"
+if [ "${HARNESS_SIM_UID-}" != 0 ]; then
+    echo 'dmesg: klogctl: Permission denied' >&2
+    exit 1
+fi
+clear=0 show=1
+for arg in "$@"; do
+    case $arg in
+        -c) clear=1 ;;
+        -C) clear=1 show=0 ;;
+        -r|-t|-T|-S|-w) ;;
+        -*) printf "dmesg: Unknown option '%s'\n" "${arg#-}" >&2; exit 1 ;;
+    esac
+done
+[ "$show" = 1 ] && cat "$ctl/kmsg.txt"
+if [ "$clear" = 1 ]; then : > "$ctl/kmsg.txt"; fi
+exit 0
+"""
+
+
 TOOLS = {"system/bin/getprop": GETPROP_SH, "system/bin/dumpsys": DUMPSYS_SH,
          "system/bin/logcat": LOGCAT_SH, "system/bin/id": ID_SH,
-         "system/bin/whoami": WHOAMI_SH}
+         "system/bin/whoami": WHOAMI_SH, "system/bin/dmesg": DMESG_SH}
 
 
 def build_prop_text(props: dict[str, str]) -> str:

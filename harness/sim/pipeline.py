@@ -63,9 +63,10 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.sim import assets, imagegen, paths, speed
+from harness.sim.apps import oom_kill_lines
 from harness.sim.devtools import ELF_MAGIC, ELF_MIN_BYTES
 from harness.sim.paths import ctl_dir, device_path, strip_root
-from harness.sim.state import LMKD_PID, PhoneState
+from harness.sim.state import LMKD_PID, SHELL_UID, VM_NOT_RESIDENT_KB, PhoneState
 
 SD15_OUTPUT = "/data/local/tmp/output/clml_stable_diffusion_output.qfp32"
 VAE_OUTPUT_REL = "output/sdxl_vae_out.qfp32"
@@ -145,15 +146,24 @@ class Phone:
         return sum(self.spend(base_s / chunks, power_w) for _ in range(chunks))
 
     def footprint(self, rss_kb: int, power_w: float) -> None:
-        """Grow to ``rss_kb``; when the phone has no room, lmkd kills the process."""
+        """Grow to ``rss_kb``. lmkd kills background apps first (:mod:`harness.sim.apps`);
+        when there is still no room the process dies of SIGKILL: by default the kernel's OOM
+        killer (lmkd does not know a binary started from ``adb shell``; the reason goes to the
+        kernel log only), with ``oom_killer: lmkd`` in the profile a vendor lmkd that names
+        the binary in logcat."""
         grant = self.state.request_memory(self.pid, self.name, rss_kb, power_w)
         if grant.granted:
             return
-        freed = max(grant.available_kb, 0)
-        self.state.logcat_append(
-            "lowmemorykiller", "I",
-            f"Kill '{self.name}' ({self.pid}), uid 2000, oom_score_adj 0 to free {freed}kB "
-            "rss, 0kB swap; reason: low watermark is breached", LMKD_PID)
+        if self.state.profile.oom_killer == "lmkd":
+            self.state.logcat_append(
+                "lowmemorykiller", "I",
+                f"Kill '{self.name[:15]}' ({self.pid}), uid {SHELL_UID}, oom_score_adj 0 to "
+                f"free {grant.rss_kb}kB rss, 0kB swap; reason: min watermark is breached",
+                LMKD_PID)
+        else:
+            vm_kb = grant.rss_kb + VM_NOT_RESIDENT_KB
+            self.state.kmsg_append(oom_kill_lines(self.name, self.pid, grant.rss_kb, vm_kb,
+                                                  SHELL_UID))
         sys.stdout.flush()
         sys.stderr.flush()
         os.kill(self.pid, signal.SIGKILL)

@@ -89,6 +89,11 @@ class PhoneProfile:
     battery_capacity_mah: int
     data_size_mb: int | None = None  # cap /data with a tmpfs of this size (full-disk tests)
     description: str = ""
+    # Who ends a binary that runs out of memory: ``kernel`` (AOSP's lmkd kills only processes
+    # ActivityManager registered, so the kernel's OOM killer SIGKILLs an ``adb shell`` binary
+    # and says so in the kernel log only) or ``lmkd`` (a vendor lmkd that also kills native
+    # processes and names them in logcat).
+    oom_killer: str = "kernel"
 
     @property
     def cpu_count(self) -> int:
@@ -171,7 +176,7 @@ _SCALAR_TYPES: dict[str, type] = {
     "android_release": str, "sdk": int, "build_id": str, "build_incremental": str,
     "security_patch": str, "ram_gb": int, "memtotal_kb": int, "reserved_kb": int,
     "swap_kb": int, "speed_factor": float, "rooted": bool, "battery_level": int,
-    "battery_capacity_mah": int, "description": str,
+    "battery_capacity_mah": int, "description": str, "oom_killer": str,
 }
 _OPTIONAL_INT = ("data_size_mb",)
 _NESTED = ("cpu_clusters", "thermal")
@@ -179,7 +184,8 @@ _PROFILE_KEYS = (*_SCALAR_TYPES, *_OPTIONAL_INT, *_NESTED)
 _FILE_ONLY_KEYS = ("extends",)
 _CLUSTER_KEYS = ("cpus", "min_khz", "max_khz")
 _THERMAL_KEYS = tuple(f.name for f in fields(ThermalParams))
-_DEFAULTS: dict[str, Any] = {"data_size_mb": None, "description": ""}
+_DEFAULTS: dict[str, Any] = {"data_size_mb": None, "description": "", "oom_killer": "kernel"}
+OOM_KILLERS = ("kernel", "lmkd")
 
 
 def _where(source: str, lines: Mapping[str, int], key: str) -> str:
@@ -300,6 +306,9 @@ def _check_ranges(p: PhoneProfile, source: str, lines: Mapping[str, int]) -> Non
         raise fail("battery_level", "battery_level is a percentage (0-100)")
     if p.data_size_mb is not None and p.data_size_mb <= 0:
         raise fail("data_size_mb", "data_size_mb must be positive (or null)")
+    if p.oom_killer not in OOM_KILLERS:
+        raise fail("oom_killer", f"oom_killer must be one of {', '.join(OOM_KILLERS)}, not "
+                                 f"{p.oom_killer!r}")
     if p.sdk < 21 or p.swap_kb < 0 or p.battery_capacity_mah <= 0:
         raise fail("sdk", "sdk must be >= 21, swap_kb >= 0, battery_capacity_mah > 0")
 

@@ -18,6 +18,8 @@ Control directory layout (``ctl``)::
     dumpsys_thermalservice.txt   what `dumpsys thermalservice` prints
     procs/<pid>.json             a running simulated binary's footprint (host pid)
     procs/<pid>.status           its /proc/<pid>/status (rewritten in place)
+    apps.json                    background apps registered with lmkd (:mod:`harness.sim.apps`)
+    kmsg.txt                     the kernel log as ``dmesg`` prints it (readable as root only)
 
 Time: ``time_scale`` converts simulated seconds into wall seconds (wall = simulated x scale).
 All physical constants (heating, cooling, compute) are in simulated seconds.
@@ -32,11 +34,12 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.device.procs import pid_alive
+from harness.sim import apps as bg
 from harness.sim import devtools
 from harness.sim.profiles import PhoneProfile
 
@@ -45,6 +48,7 @@ THERMAL_FILE = "thermal.json"
 LOCK_FILE = "state.lock"
 MEMINFO_FILE = "meminfo"
 LOGCAT_FILE = "logcat.txt"
+KMSG_FILE = "kmsg.txt"
 BATTERY_DUMP_FILE = "dumpsys_battery.txt"
 THERMAL_DUMP_FILE = "dumpsys_thermalservice.txt"
 PROCS_DIR = "procs"
@@ -55,6 +59,7 @@ CLOCK_TICKS_PER_S = 100  # USER_HZ: units of cpufreq time_in_state
 THROTTLE_CLEAR_HYSTERESIS_C = 2.0  # the thermal engine clears its alarm this far below
 MAX_LOAD_FRACTION = 1.2  # power above full_load_w heats a little beyond max_c
 SHELL_UID = 2000
+VM_NOT_RESIDENT_KB = 1_350_000  # mapped but not resident: libraries, reserved heap
 LMKD_PID = 587  # fake pids of the system daemons that write to logcat
 THERMAL_ENGINE_PID = 1203
 SYSTEM_SERVER_PID = 1456
@@ -126,6 +131,8 @@ class ProcInfo:
 class MemoryGrant:
     granted: bool
     available_kb: int  # what was available to the process, its own rss included
+    rss_kb: int = 0  # what the process holds now (refused: as much as the kernel gave it)
+    killed: tuple[bg.App, ...] = ()  # apps lmkd killed to make room
 
 
 def throttle_for(profile: PhoneProfile, soc_c: float) -> float:
@@ -175,7 +182,7 @@ def meminfo_text(profile: PhoneProfile, used_kb: int) -> str:
 
 def status_text(info: ProcInfo, state_letter: str = "R (running)") -> str:
     """/proc/<pid>/status of a simulated binary (numbers fixed width: a stable size)."""
-    vm_size = info.peak_kb + 1_350_000  # mapped but not resident: libraries, reserved heap
+    vm_size = info.peak_kb + VM_NOT_RESIDENT_KB
     rows = [
         ("Name", info.name[:15]), ("Umask", "0077"), ("State", state_letter),
         ("Tgid", str(info.pid)), ("Ngid", "0"), ("Pid", str(info.pid)), ("PPid", "1"),
@@ -318,29 +325,45 @@ class PhoneState:
         self.render_meminfo()
 
     def available_kb(self, exclude_pid: int | None = None) -> int:
-        """MemAvailable: MemTotal - Android's own use - every running binary's rss."""
+        """MemAvailable: MemTotal - Android's own use (apps included) + what lmkd freed by
+        killing apps - every running binary's rss."""
         used = sum(p.rss_kb for p in self._read_procs() if p.pid != exclude_pid)
-        return self.profile.memtotal_kb - self.profile.reserved_kb - used
+        return (self.profile.memtotal_kb - self.profile.reserved_kb
+                + bg.load(self.ctl).freed_kb - used)
 
     def request_memory(self, pid: int, name: str, rss_kb: int, power_w: float) -> MemoryGrant:
-        """Grow (or shrink) process ``pid`` to ``rss_kb`` if the phone has room, atomically."""
+        """Grow (or shrink) process ``pid`` to ``rss_kb``, atomically. When the request would
+        leave MemAvailable under lmkd's minfree level, lmkd kills apps first (logcat); when
+        even then it does not fit, it is refused and the process grows to what the kernel
+        could give it before its OOM killer acts (:mod:`harness.sim.apps`)."""
         with self._locked():
+            now = time.time()
+            apps = bg.load(self.ctl)
             available = self.available_kb(exclude_pid=pid)
-            if rss_kb > available:
-                return MemoryGrant(False, available)
+            killed: list[bg.App] = []
+            while rss_kb > available - bg.LMKD_MINFREE_KB and (victim := apps.victim()):
+                apps = apps.kill(victim, now)
+                available += victim.rss_kb
+                killed.append(victim)
+                self.logcat_append("lowmemorykiller", "I", bg.kill_line(
+                    victim, bg.kill_reason(available - rss_kb)), LMKD_PID)
+            bg.save(self.ctl, replace(apps, last_binary_wall=now))
+            room = available - bg.OOM_FLOOR_KB
+            granted = rss_kb <= room
             path = self.procs_dir / f"{pid}.json"
-            if path.exists():
-                old = ProcInfo(**json.loads(path.read_text()))
-                info = ProcInfo(pid, name, rss_kb, max(old.peak_kb, rss_kb), power_w,
-                                old.threads)
+            old = ProcInfo(**json.loads(path.read_text())) if path.exists() else None
+            held = rss_kb if granted else max(room, old.rss_kb if old else 0)
+            if old is not None:
+                info = ProcInfo(pid, name, held, max(old.peak_kb, held), power_w, old.threads)
             else:
-                info = ProcInfo(pid, name, rss_kb, rss_kb, power_w)
+                info = ProcInfo(pid, name, held, held, power_w)
             self._write_proc(info)
         self.render_meminfo()
-        return MemoryGrant(True, available)
+        return MemoryGrant(granted, available, held, tuple(killed))
 
     def render_meminfo(self, procs: list[ProcInfo] | None = None) -> None:
         used = sum(p.rss_kb for p in (self._read_procs() if procs is None else procs))
+        used -= bg.load(self.ctl).freed_kb
         write_in_place(self.ctl / MEMINFO_FILE, meminfo_text(self.profile, used))
 
     # ---- heat -----------------------------------------------------------------------------
@@ -430,6 +453,23 @@ class PhoneState:
         finally:
             os.close(fd)
 
+    def kmsg_append(self, lines: list[str]) -> None:
+        """Kernel log lines as toybox ``dmesg`` prints them: ``[%5lld.%06lld] text``,
+        seconds since boot (toybox toys/lsb/dmesg.c, format_message)."""
+        uptime = max(time.time() - float(self.meta.get("boot_wall", time.time())), 0.0)
+        stamp = f"[{int(uptime):5d}.{int(uptime % 1 * 1_000_000):06d}] "
+        fd = os.open(self.ctl / KMSG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, "".join(stamp + line + "\n" for line in lines).encode())
+        finally:
+            os.close(fd)
+
+    def kmsg_text(self) -> str:
+        try:
+            return (self.ctl / KMSG_FILE).read_text()
+        except OSError:
+            return ""
+
     def logcat_clear(self) -> None:
         write_in_place(self.ctl / LOGCAT_FILE, "")
 
@@ -448,7 +488,22 @@ class PhoneState:
                 self._cool(th, elapsed_sim, loaded)
             th.last_tick_wall = now_wall
             self._save_thermal(th)
+            self._restart_apps(bool(procs), now_wall)
         self.render(root, th, procs, loaded)
+
+    def _restart_apps(self, busy: bool, now_wall: float) -> None:
+        """The user opens the killed apps again once no binary has run for a while."""
+        apps = bg.load(self.ctl)
+        if busy:
+            if apps.freed_kb:
+                bg.save(self.ctl, replace(apps, last_binary_wall=now_wall))
+            return
+        apps, started = bg.restart_due(apps, now_wall, self.time_scale)
+        if started:
+            bg.save(self.ctl, apps)
+            for app in started:
+                self.logcat_append("ActivityManager", "I", bg.start_line(app),
+                                   SYSTEM_SERVER_PID)
 
     def render(self, root: Path, th: ThermalState, procs: list[ProcInfo],
                loaded: bool) -> None:
@@ -482,12 +537,21 @@ def _boot_log(profile: PhoneProfile, now: float) -> str:
          THERMAL_ENGINE_PID),
         ("ActivityManager", "I", "System now ready", SYSTEM_SERVER_PID),
         ("BootReceiver", "I", "Boot completed", SYSTEM_SERVER_PID),
+        *(("ActivityManager", "I", bg.start_line(app), SYSTEM_SERVER_PID)
+          for app in bg.initial().apps),
     ]
     lines = ["--------- beginning of system\n", "--------- beginning of main\n"]
     start = now - len(entries) * BOOT_LOG_SPACING_S
     lines += [logcat_line(tag, prio, msg, pid, now=start + i * BOOT_LOG_SPACING_S)
               for i, (tag, prio, msg, pid) in enumerate(entries)]
     return "".join(lines)
+
+
+def _boot_kmsg(profile: PhoneProfile) -> list[str]:
+    return ["Booting Linux on physical CPU 0x0000000000 [0x410fd801]",
+            f"Machine model: Qualcomm Technologies, Inc. {profile.board_platform.upper()} "
+            f"{profile.soc_model}",
+            f"Memory: {profile.memtotal_kb}K/{profile.ram_gb * 1024 * 1024}K available"]
 
 
 def init_phone(ctl: Path, profile: PhoneProfile, serial: str, time_scale: float) -> PhoneState:
@@ -505,6 +569,9 @@ def init_phone(ctl: Path, profile: PhoneProfile, serial: str, time_scale: float)
         stale.unlink(missing_ok=True)
     th = ThermalState.initial(profile)
     _write_json(ctl / THERMAL_FILE, asdict(th))
+    bg.save(ctl, bg.initial())
+    write_in_place(ctl / KMSG_FILE, "".join(
+        f"[    0.{i * 1371:06d}] {line}\n" for i, line in enumerate(_boot_kmsg(profile))))
     write_in_place(ctl / LOGCAT_FILE, _boot_log(profile, now))
     state = PhoneState(ctl)
     state.render_meminfo([])

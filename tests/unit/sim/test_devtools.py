@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import selectors
 import subprocess
 import time
@@ -126,3 +127,18 @@ def test_install_is_idempotent_and_switches_su(tmp_path: Path) -> None:
                 "vendor/lib64/libOpenCL_adreno.so", "system/lib64/libc++.so"):
         assert (root / lib).read_bytes().startswith(devtools.ELF_MAGIC)
     assert (root / "data/local/tmp").is_dir() and (root / "sdcard").is_dir()
+
+
+def test_dmesg_is_for_root_only(phone: tuple[Path, Path]) -> None:
+    ctl, _ = phone
+    st = state.PhoneState(ctl)
+    st.kmsg_append(["Out of memory: Killed process 4321 (sdxl_pipeline_r) total-vm:1kB"])
+    shell = sh(phone, "dmesg")
+    # toybox dmesg.c: /dev/kmsg refused, then perror_exit("klogctl")
+    assert (shell.returncode, shell.stdout, shell.stderr) == (
+        1, "", "dmesg: klogctl: Permission denied\n")
+    root = sh(phone, "dmesg", {"HARNESS_SIM_UID": "0"})
+    assert root.returncode == 0
+    assert root.stdout.startswith("[    0.000000] Booting Linux on physical CPU")
+    assert re.search(r"^\[ *\d+\.\d{6}\] Out of memory: Killed process 4321 "
+                     r"\(sdxl_pipeline_r\)", root.stdout, re.M), root.stdout

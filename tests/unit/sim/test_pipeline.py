@@ -239,13 +239,43 @@ def test_vae_outside_data_local_tmp_cannot_write_output(
     assert not (phone.root / cwd / "output").exists()
 
 
+APP_KILL = re.compile(r"^\d\d-\d\d [\d:.]+ +587 +587 I lowmemorykiller: Kill "
+                      r"'(com\.[\w.]+)' \(\d+\), uid 1\d{4}, oom_score_adj (\d+) to free "
+                      r"\d+kB rss, \d+kB swap; reason: \w+ watermark is breached$", re.M)
+KERNEL_KILL = re.compile(r"^\[ *\d+\.\d{6}\] Out of memory: Killed process (\d+) "
+                         r"\(sdxl_pipeline_r\) total-vm:\d+kB, anon-rss:(\d+)kB, "
+                         r"file-rss:(\d+)kB, shmem-rss:0kB, UID:2000 pgtables:\d+kB "
+                         r"oom_score_adj:0$", re.M)
+
+
 def _oom(phone: TinyPhone, env: dict[str, str]) -> None:
+    """AOSP's way: lmkd kills the background apps (highest oom_score_adj first), then the
+    kernel's OOM killer SIGKILLs the binary, which lmkd never names."""
     done = phone.run("sdxl_pipeline_run", UNET_ARGS, env)
     assert done.returncode == -9, done.stderr
     log = phone.state.logcat_text()
-    assert re.search(r" I lowmemorykiller: Kill 'sdxl_pipeline_run' \(\d+\), uid 2000, "
-                     r"oom_score_adj 0 to free \d+kB rss, 0kB swap; reason: low watermark "
+    adjs = [int(m.group(2)) for m in APP_KILL.finditer(log)]
+    assert len(adjs) == 5 and adjs == sorted(adjs, reverse=True), log
+    assert "sdxl_pipeline" not in log, "lmkd does not know a binary started from adb shell"
+    kmsg = phone.state.kmsg_text()
+    kill = found(KERNEL_KILL, kmsg)
+    rss_kb = int(kill.group(2)) + int(kill.group(3))
+    idle = phone.profile.memtotal_kb - phone.profile.reserved_kb
+    assert rss_kb > idle, "killed once it held all the phone had, the apps' memory included"
+    assert "sdxl_pipeline_r invoked oom-killer:" in kmsg
+    assert phone.state.processes() == [], "nothing left running"
+
+
+def test_vendor_lmkd_profile_names_the_binary(tmp_path: Path) -> None:
+    vendor = make_phone(tmp_path / "vendor", oom_killer="lmkd")
+    done = vendor.run("sdxl_pipeline_run", UNET_ARGS, {**UNET_ENV, "SDXL_PREINIT": "1"})
+    assert done.returncode == -9, done.stderr
+    log = vendor.state.logcat_text()
+    assert len(APP_KILL.findall(log)) == 5, "apps first, as everywhere"
+    assert re.search(r" I lowmemorykiller: Kill 'sdxl_pipeline_r' \(\d+\), uid 2000, "
+                     r"oom_score_adj 0 to free \d+kB rss, 0kB swap; reason: min watermark "
                      r"is breached$", log, re.M), log
+    assert "Out of memory" not in vendor.state.kmsg_text()
 
 
 def test_preinit_clip_and_unet_together_oom_on_16gb(phone: TinyPhone) -> None:

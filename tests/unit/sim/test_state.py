@@ -7,11 +7,12 @@ import math
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from harness.sim import profiles, state
+from harness.sim import apps, profiles, state
 from harness.sim.state import PhoneState
 
 TIME_SCALE = 0.01
@@ -73,10 +74,31 @@ def test_request_memory_refuses_what_does_not_fit(phone: tuple[PhoneState, Path]
     st, _ = phone
     me = os.getpid()
     idle = st.available_kb()
-    assert st.request_memory(me, "x", idle - 10, 1.0).granted
-    grant = st.request_memory(me, "x", idle + 10, 1.0)
-    assert not grant.granted and grant.available_kb == idle
-    assert st.processes()[0].rss_kb == idle - 10  # unchanged by the refused request
+    quiet = idle - apps.LMKD_MINFREE_KB
+    grant = st.request_memory(me, "x", quiet, 1.0)
+    assert grant.granted and grant.killed == (), "above lmkd's minfree nobody is killed"
+    ceiling = idle + sum(a.rss_kb for a in apps.initial().apps) - apps.OOM_FLOOR_KB
+    grant = st.request_memory(me, "x", ceiling + 10, 1.0)
+    assert not grant.granted
+    assert [a.oom_score_adj for a in grant.killed] == [935, 925, 915, 905, 800]
+    assert grant.rss_kb == ceiling  # it got what the kernel had before its OOM killer acted
+    assert st.processes()[0].rss_kb == ceiling
+    assert meminfo(st)["MemAvailable"] == apps.OOM_FLOOR_KB
+    log = st.logcat_text()
+    assert log.count(" I lowmemorykiller: Kill 'com.") == 5, log
+
+
+def test_killed_apps_come_back_once_the_phone_is_idle(phone: tuple[PhoneState, Path]) -> None:
+    st, root = phone
+    me = os.getpid()
+    idle = st.available_kb()
+    st.request_memory(me, "x", idle, 1.0)
+    assert st.available_kb(exclude_pid=me) > idle, "lmkd freed the apps' memory"
+    st.unregister_process(me)
+    later = time.time() + apps.APP_RESTART_S * st.time_scale + 1
+    st.tick(root, later)
+    assert st.available_kb() == idle
+    assert st.logcat_text().count("I ActivityManager: Start proc ") == 2 * 5
 
 
 def test_dead_processes_do_not_count_and_tick_prunes_them(
