@@ -36,7 +36,9 @@ from harness.recipes.lint import ERROR, SDXL_1024_MIN_RAM_GB, SDXL_1024_SIDE_PX,
 from harness.recipes.overrides import apply_overrides, split_set_pairs
 from harness.recipes.plan import Plan, PlanStep
 from harness.recipes.script import missing_inputs, prepare_command, render_shell, step_command
+from harness.results.step_samples import step_samples
 from harness.results.store import OutputRecord, StepRecord, Store
+from harness.run import oom
 from harness.run.blocks import find_output_blocks, write_overlay
 from harness.run.diagnose import (
     Evidence,
@@ -86,6 +88,7 @@ class StepSummary:
     metrics: dict[str, float]
     diagnosis: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)  # name -> PNG path
+    oom: dict[str, Any] | None = None  # the out-of-memory verdict (harness.run.oom)
 
 
 @dataclass
@@ -177,6 +180,8 @@ class Runner:
         self._current: BackgroundRun | None = None
         self._interrupted: StepSummary | None = None  # the step a Ctrl-C/SIGTERM cut short
         self._facts: DeviceFacts | None = None
+        self._line_times: list[tuple[float | None, str]] = []  # the step's lines, seconds in
+        self._before = oom.parse_probe("")  # the phone's clocks and memory before the step
 
     def _phase(self, text: str) -> None:
         log.info("%s: %s", self.device.serial, text)
@@ -297,7 +302,7 @@ class Runner:
                   verdicts: list[str]) -> StepSummary:
         # One round trip: check the inputs, clear old outputs, note the lmkd lines in logcat.
         prep = prepare_command(step)
-        snapshot = f"{{ {LMKD_COMMAND}; true; }}"
+        snapshot = f"{{ {LMKD_COMMAND}; true; }}; {oom.PROBE_COMMAND}"
         lines = self.device.run(f"{prep} && {snapshot}" if prep else snapshot, check=True,
                                 timeout=60).out
         missing = missing_inputs(lines)
@@ -306,6 +311,7 @@ class Runner:
             self._store_step(run_id, index, step, summary, "", "", None)
             return summary
         lmkd_before = set(lines.splitlines())
+        self._before, self._line_times = oom.parse_probe(lines), []
         self._phase(f"step {step.name}: {step.binary}")
         collector = PerfCollector()
         seen: dict[str, list[str]] = {"stdout": [], "stderr": []}
@@ -316,6 +322,7 @@ class Runner:
             logs[stream].write(line + "\n")
             logs[stream].flush()
             seen[stream].append(line)
+            self._line_times.append((time.monotonic() - started, line))
             if stream == "stdout":
                 collector.feed_line(line)
             self.events.line(step.name, stream, line)
@@ -371,9 +378,15 @@ class Runner:
             json.dumps({"metrics": checked.metrics, "renamed": checked.renamed,
                         "missing": checked.missing,
                         "issues": [asdict(i) for i in report.issues]}, indent=2))
-        diagnosis = None if outcome.ok else self._diagnose(step, outcome, lmkd_before)
+        diagnosis, verdict = (None, None) if outcome.ok else \
+            self._diagnose(run_id, step, outcome, lmkd_before)
         summary = StepSummary(step.name, outcome.exit_code, outcome.duration_s,
                               dict(checked.metrics), diagnosis)
+        if verdict is not None:
+            summary.metrics.update(verdict.metrics())
+            summary.oom = verdict.to_dict()
+            (self.run_dir / f"{index:02d}-{step.name}.oom.json").write_text(
+                json.dumps(summary.oom, indent=2))
         self._store_step(run_id, index, step, summary,
                          outcome.stdout.decode("utf-8", "replace"),
                          outcome.stderr.decode("utf-8", "replace"), outcome.signal,
@@ -451,17 +464,41 @@ class Runner:
         ram = self._facts.marketed_ram_gb if self._facts else None
         return Evidence(lib_path, libraries, providers, ram, needs, fitting)
 
-    def _diagnose(self, step: PlanStep, outcome: RunOutcome, before: set[str]) -> str:
+    def _diagnose(self, run_id: str, step: PlanStep, outcome: RunOutcome,
+                  before: set[str]) -> tuple[str, oom.OomVerdict | None]:
         lmkd: list[str] = []
-        if outcome.exit_code in (None, 137):
-            now = self.device.run(LMKD_COMMAND, timeout=60).out.splitlines()
-            lmkd = lmkd_kills("\n".join(ln for ln in now if ln not in before), step.binary)
+        verdict = None
         findings = [f for f in self.findings if f.step in (None, step.name)]
         stderr = outcome.stderr.decode("utf-8", "replace")
         stdout = outcome.stdout.decode("utf-8", "replace")
+        evidence = self._evidence(step, f"{stderr}\n{stdout}")
+        if outcome.exit_code in (None, 137):
+            rooted = bool(self._facts and self._facts.rooted)
+            now = self.device.run(f"{{ {LMKD_COMMAND}; true; }}; {oom.after_command(rooted)}",
+                                  timeout=60).out.splitlines()
+            new = "\n".join(ln for ln in now if ln not in before)
+            lmkd = lmkd_kills(new, step.binary)
+            verdict = oom.judge(self._oom_evidence(run_id, step, outcome, new, evidence,
+                                                   {f.rule for f in findings}))
+        if verdict is not None:
+            return verdict.sentence(), verdict
         return diagnose_failure(step.binary, outcome.exit_code, stderr, stdout, lmkd, findings,
-                                outcome.timed_out, step.timeout_s,
-                                self._evidence(step, f"{stderr}\n{stdout}"))
+                                outcome.timed_out, step.timeout_s, evidence), None
+
+    def _oom_evidence(self, run_id: str, step: PlanStep, outcome: RunOutcome, after: str,
+                      ev: Evidence, rules: set[str]) -> oom.OomEvidence:
+        read = oom.parse_probe(after)
+        samples = {}
+        with contextlib.suppress(sqlite3.Error):
+            samples = step_samples(self.store, run_id, step.name)
+        total = read.mem_total_kb or self._before.mem_total_kb or (
+            self._facts.mem_total_kb if self._facts else None)
+        return oom.OomEvidence(
+            step.binary, outcome.exit_code, outcome.timed_out, outcome.duration_s,
+            tuple(self._line_times), after, read.kernel_log, read.kernel_unreadable,
+            self._before.clock, read.clock, total, self._before.available_kb,
+            read.available_kb, read.psi, samples, ev.ram_gb, ev.needs_ram_gb, ev.fitting,
+            frozenset(rules))
 
     def _collect_outputs(self, run_id: str, step: PlanStep, summary: StepSummary,
                          verdicts: list[str]) -> None:

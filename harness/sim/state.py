@@ -455,8 +455,10 @@ class PhoneState:
 
     def kmsg_append(self, lines: list[str]) -> None:
         """Kernel log lines as toybox ``dmesg`` prints them: ``[%5lld.%06lld] text``,
-        seconds since boot (toybox toys/lsb/dmesg.c, format_message)."""
-        uptime = max(time.time() - float(self.meta.get("boot_wall", time.time())), 0.0)
+        seconds since boot (toybox toys/lsb/dmesg.c, format_message). The clock is the one
+        the phone's /proc/uptime shows (CLOCK_BOOTTIME, shared with the host), so the two
+        can be compared as on a phone."""
+        uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
         stamp = f"[{int(uptime):5d}.{int(uptime % 1 * 1_000_000):06d}] "
         fd = os.open(self.ctl / KMSG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

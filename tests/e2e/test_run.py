@@ -99,8 +99,9 @@ def test_sd15_512_produces_a_png(tmp_path: Path, sim_farm: SimFarm, farm_file: P
         ("sdxl-1024", ["vae.env.LD_LIBRARY_PATH=/data/local/tmp:/data/local/tmp/MNN_fuse:"
                        "/system/lib64:/vendor/lib64"], "failed", "Attention"),
         ("sdxl-1024", ["vae.cwd=/data"], "failed", "working directory"),
-        ("sdxl-1024", ["unet.env.SDXL_PREINIT=1"], "failed", "low-memory killer"),
-        ("sdxl-1024-single", [], "failed", "low-memory killer"),
+        ("sdxl-1024", ["unet.env.SDXL_PREINIT=1"], "failed",
+         "kernel's OOM killer (SIGKILL 137"),
+        ("sdxl-1024-single", [], "failed", "remedy: split SDXL into a UNet-only process"),
     ],
 )
 def test_failure_modes_end_with_the_right_diagnosis(tmp_path: Path, sim_farm: SimFarm,
