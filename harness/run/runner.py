@@ -478,15 +478,17 @@ class Runner:
                                   timeout=60).out.splitlines()
             new = "\n".join(ln for ln in now if ln not in before)
             lmkd = lmkd_kills(new, step.binary)
-            verdict = oom.judge(self._oom_evidence(run_id, step, outcome, new, evidence,
-                                                   {f.rule for f in findings}))
+            verdict = oom.judge(self._oom_evidence(run_id, step, outcome, "\n".join(now), new,
+                                                   evidence, {f.rule for f in findings}))
         if verdict is not None:
             return verdict.sentence(), verdict
         return diagnose_failure(step.binary, outcome.exit_code, stderr, stdout, lmkd, findings,
                                 outcome.timed_out, step.timeout_s, evidence), None
 
     def _oom_evidence(self, run_id: str, step: PlanStep, outcome: RunOutcome, after: str,
-                      ev: Evidence, rules: set[str]) -> oom.OomEvidence:
+                      new_logcat: str, ev: Evidence, rules: set[str]) -> oom.OomEvidence:
+        """What harness.run.oom judges: ``after`` is what oom.after_command printed,
+        ``new_logcat`` the lmkd lines that were not there before the step."""
         read = oom.parse_probe(after)
         samples = {}
         with contextlib.suppress(sqlite3.Error):
@@ -495,7 +497,7 @@ class Runner:
             self._facts.mem_total_kb if self._facts else None)
         return oom.OomEvidence(
             step.binary, outcome.exit_code, outcome.timed_out, outcome.duration_s,
-            tuple(self._line_times), after, read.kernel_log, read.kernel_unreadable,
+            tuple(self._line_times), new_logcat, read.kernel_log, read.kernel_unreadable,
             self._before.clock, read.clock, total, self._before.available_kb,
             read.available_kb, read.psi, samples, ev.ram_gb, ev.needs_ram_gb, ev.fitting,
             frozenset(rules))

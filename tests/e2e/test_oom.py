@@ -44,9 +44,16 @@ def _device(sim_farm: SimFarm, record: PhoneRecord) -> Device:
     return Device(record.adb_serial, AdbEndpoint("127.0.0.1", sim_farm.state.adb_port))
 
 
-def _nothing_left(device: Device) -> None:
-    ps = device.shell("ps -A -o NAME 2>/dev/null || ps")
-    assert "sdxl_pipeline" not in ps, ps
+def _nothing_left(sim_farm: SimFarm, record: PhoneRecord, pid: int | None = None) -> None:
+    """No simulated binary holds memory on the phone (its own process table: `ps` in the
+    sandbox would also list other farms' processes on this host), nor is the killed one
+    there."""
+    from harness.sim.state import PhoneState
+
+    assert PhoneState(record.layout.ctl).processes() == []
+    if pid is not None:
+        gone = _device(sim_farm, record).run(f"[ -d /proc/{pid} ] || echo gone").out
+        assert gone.strip() == "gone"
 
 
 def test_non_rooted_phone_apps_first_then_the_kernel(tmp_path: Path, sim_farm: SimFarm,
@@ -75,7 +82,7 @@ def test_non_rooted_phone_apps_first_then_the_kernel(tmp_path: Path, sim_farm: S
     adjs = [int(m.group(2)) for m in APP_KILL.finditer(logcat)]
     assert len(adjs) >= 5 and adjs[-5:] == sorted(adjs[-5:], reverse=True), logcat
     assert "sdxl_pipeline" not in logcat
-    _nothing_left(device)
+    _nothing_left(sim_farm, record)
     folder = tmp_path / summary["run_dir"]
     assert json.loads((folder / "00-unet.oom.json").read_text())["process"] == \
         "sdxl_pipeline_run"
@@ -109,7 +116,7 @@ def test_rooted_phone_the_kernel_line_names_the_binary(tmp_path: Path, sim_farm:
     assert "a phone with at least 16 GB" in text
     fits = {p.adb_serial for p in sim_farm.phones if p.profile in ("sm8650-16g", "sm8650-24g")}
     assert all(s in text for s in fits), text
-    _nothing_left(_device(sim_farm, record))
+    _nothing_left(sim_farm, record, verdict["pid"])
 
 
 VENDOR = "extends: sm8650-16g\noom_killer: lmkd\n"
@@ -138,4 +145,4 @@ def test_vendor_lmkd_that_names_the_binary(tmp_path: Path, sim_farm: SimFarm,
     assert "Kill 'sdxl_pipeline_r'" in verdict["lmkd_line"]
     assert len(verdict["apps_killed"]) == 5
     assert summary["diagnosis"].startswith("unet: out of memory: sdxl_pipeline_run (pid ")
-    _nothing_left(_device(sim_farm, vendor_phone))
+    _nothing_left(sim_farm, vendor_phone, verdict["pid"])

@@ -193,6 +193,8 @@ def test_lines_outside_the_step_or_about_others_do_not_count() -> None:
     (((1.0, "[SD15] text encoder 85.0 ms"), (2.0, "[SD15] step 3/20 0.4596 s")), "UNet", False),
     (((1.0, "Running text encoder..."),), "CLIP", False),
     (((1.0, "Denoising 7/20"), (2.0, "Decoding latents with VAE")), "VAE", False),
+    (((1.0, "[SDXL] UNet step 18/18 3.2 s"), (2.0, "[Perf] loop_s=57.9 s/step=3.2")),
+     "UNet", True),  # SIM_PERF_LABELS=bare: no label words on the [Perf] line
     (((1.0, "[SDXL] using precomputed embeddings: CLIP skipped"),
       (2.0, "[Perf] UNet init_s=65.2")), "UNet", True),
 ])

@@ -68,6 +68,13 @@ def test_user_profile_extends_a_builtin(user_dir: Path) -> None:
     assert prof.model == base.model
 
 
+def test_oom_killer_defaults_to_the_kernel_and_a_vendor_lmkd_is_an_option(
+        user_dir: Path) -> None:
+    assert all(profiles.load_profile(n).oom_killer == "kernel" for n in profiles.list_profiles())
+    (user_dir / "vendor.yaml").write_text("extends: sm8650-16g\noom_killer: lmkd\n")
+    assert profiles.load_profile("vendor").oom_killer == "lmkd"
+
+
 def test_unknown_key_names_file_line_and_suggests(user_dir: Path) -> None:
     path = user_dir / "bad.yaml"
     path.write_text("extends: sm8650-16g\nspeed_factr: 1.2\n")
@@ -89,6 +96,8 @@ def test_unknown_nested_key(user_dir: Path) -> None:
     ("extends: sm8650-16g\nandroid_release: 14\n",
      r'bad.yaml:2: android_release must be str, not int \(quote it: "14"\)'),
     ("extends: sm8650-16g\nrooted: 1\n", r"bad.yaml:2: rooted must be bool"),
+    ("extends: sm8650-16g\noom_killer: vendor\n",
+     r"bad.yaml:2: oom_killer must be one of kernel, lmkd, not 'vendor'"),
     ("extends: sm8650-16g\nreserved_kb: 99999999\n", r"bad.yaml:2: reserved_kb must be below"),
     ("extends: sm8650-16g\ncpu_clusters:\n  - {cpus: [0, 2], min_khz: 1, max_khz: 2}\n",
      r"bad.yaml:2: the clusters' cpus must number each CPU once"),
