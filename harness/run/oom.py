@@ -405,16 +405,15 @@ def _clues(ev: OomEvidence, apps: Sequence[LmkdKill], curve: Curve) -> list[str]
 
 def _peak(kernel: Sequence[KernelKill], own: Sequence[LmkdKill],
           curve: Curve) -> tuple[int | None, str | None]:
-    candidates = []
+    """The killed process's peak: the killer's own figure first (it is the process's alone;
+    telemetry sums the step's process tree, the shell wrapper included)."""
     if kernel:
-        candidates.append((kernel[-1].rss_kb, "kernel log"))
+        return kernel[-1].rss_kb, "kernel log"
     if own and own[-1].rss_kb is not None:
-        candidates.append((own[-1].rss_kb, "lmkd"))
+        return own[-1].rss_kb, "lmkd"
     if curve.peak_rss_kb is not None:
-        candidates.append((curve.peak_rss_kb, "telemetry"))
-    if not candidates:
-        return None, None
-    return max(candidates)
+        return curve.peak_rss_kb, "telemetry"
+    return None, None
 
 
 def _evidence_lines(ev: OomEvidence, kernel: Sequence[KernelKill],

@@ -150,6 +150,8 @@ def test_telemetry_alone_makes_it_likely() -> None:
     text = verdict.sentence()
     assert "MemAvailable fell to 0.6 GB of 14.9 GB" in text
     assert "memory pressure (PSI some avg10 35%, full 18%)" in text
+    both = judge(ev(samples=samples, kernel_log=KERNEL_NEW))
+    assert both is not None and both.peak_source == "kernel log", "the killer's figure first"
     high = {"mem_available_kb": [(0.0, 9_000_000.0), (5.0, 6_000_000.0)]}
     assert judge(ev(samples=high)) is None, "MemAvailable far from its floor is no clue"
 
