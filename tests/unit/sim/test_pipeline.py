@@ -1,6 +1,6 @@
 """The simulated CLML binaries against a virtual phone in a temporary directory.
 
-Most runs call ``pipeline.main`` in-process (fast); the runs that end in a signal (lmkd's
+Most runs call ``pipeline.main`` in-process (fast); the runs that end in a signal (the OOM killer's
 SIGKILL, MNN's abort) run the demo wrapper scripts as real processes.
 """
 
