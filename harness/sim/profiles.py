@@ -89,6 +89,11 @@ class PhoneProfile:
     battery_capacity_mah: int
     data_size_mb: int | None = None  # cap /data with a tmpfs of this size (full-disk tests)
     description: str = ""
+    # How the fuel gauge reports (vendors differ): current_now in uA or mA, and whether a
+    # discharge reads negative (the kernel ABI's convention) or positive.
+    battery_current_unit: str = "uA"
+    battery_discharge_sign: str = "negative"
+    kgsl_readable: bool = True  # False: /sys/class/kgsl files exist but the shell cannot read
 
     @property
     def cpu_count(self) -> int:
@@ -171,7 +176,8 @@ _SCALAR_TYPES: dict[str, type] = {
     "android_release": str, "sdk": int, "build_id": str, "build_incremental": str,
     "security_patch": str, "ram_gb": int, "memtotal_kb": int, "reserved_kb": int,
     "swap_kb": int, "speed_factor": float, "rooted": bool, "battery_level": int,
-    "battery_capacity_mah": int, "description": str,
+    "battery_capacity_mah": int, "description": str, "battery_current_unit": str,
+    "battery_discharge_sign": str, "kgsl_readable": bool,
 }
 _OPTIONAL_INT = ("data_size_mb",)
 _NESTED = ("cpu_clusters", "thermal")
@@ -179,7 +185,9 @@ _PROFILE_KEYS = (*_SCALAR_TYPES, *_OPTIONAL_INT, *_NESTED)
 _FILE_ONLY_KEYS = ("extends",)
 _CLUSTER_KEYS = ("cpus", "min_khz", "max_khz")
 _THERMAL_KEYS = tuple(f.name for f in fields(ThermalParams))
-_DEFAULTS: dict[str, Any] = {"data_size_mb": None, "description": ""}
+_DEFAULTS: dict[str, Any] = {"data_size_mb": None, "description": "",
+                             "battery_current_unit": "uA", "battery_discharge_sign": "negative",
+                             "kgsl_readable": True}
 
 
 def _where(source: str, lines: Mapping[str, int], key: str) -> str:
@@ -300,6 +308,11 @@ def _check_ranges(p: PhoneProfile, source: str, lines: Mapping[str, int]) -> Non
         raise fail("battery_level", "battery_level is a percentage (0-100)")
     if p.data_size_mb is not None and p.data_size_mb <= 0:
         raise fail("data_size_mb", "data_size_mb must be positive (or null)")
+    if p.battery_current_unit not in ("uA", "mA"):
+        raise fail("battery_current_unit", "battery_current_unit must be uA or mA")
+    if p.battery_discharge_sign not in ("negative", "positive"):
+        raise fail("battery_discharge_sign", "battery_discharge_sign must be negative or "
+                                             "positive")
     if p.sdk < 21 or p.swap_kb < 0 or p.battery_capacity_mah <= 0:
         raise fail("sdk", "sdk must be >= 21, swap_kb >= 0, battery_capacity_mah > 0")
 
