@@ -192,3 +192,18 @@ def test_csv_is_wide(tmp_path: Path) -> None:
     rows = list(csv.reader(path.open()))
     assert rows == [["step", "t", "power_w", "rss_kb"], ["unet", "0.000", "2.5", "1"],
                     ["unet", "0.100", "", "10300123"], ["vae", "0.000", "3", ""]]
+
+
+def test_run_option_beats_the_recipe_parameter() -> None:
+    import dataclasses
+
+    from harness.recipes.load import render_recipe
+    from harness.run.runner import RunRequest, telemetry_options
+
+    plan = render_recipe("sd15-512")
+    assert telemetry_options(RunRequest("sd15-512"), plan) == TelemetryOptions()
+    quiet = dataclasses.replace(plan, params={**plan.params, "telemetry": False,
+                                              "telemetry_interval_s": 0.5})
+    assert telemetry_options(RunRequest("sd15-512"), quiet) == TelemetryOptions(False, 0.5)
+    request = RunRequest("sd15-512", telemetry=True, telemetry_interval_s=0.02)
+    assert telemetry_options(request, quiet) == TelemetryOptions(True, 0.02)
