@@ -17,7 +17,8 @@
 #   # harness-sampler 1 pid=P interval=S target=T     once, first
 #   # zone N TYPE | # policy N CPUINFO_MAX_KHZ | # gpu busy|clock FILE   the sources found
 #   # skip SOURCE REASON                                each unreadable source, once
-#   S UPTIME key=value ...                              a sample (UPTIME from /proc/uptime)
+#   S UPTIME key=value ... ;                            a sample (UPTIME from /proc/uptime;
+#                                                       the ";" shows the line is whole)
 #   # end REASON                                        last
 # Sample keys: mem (MemAvailable kB), rss hwm swap (kB, summed over the tree) n (processes),
 # psi_some psi_full (avg10 %) psi_some_total psi_full_total (us), cur (current_now raw),
@@ -145,7 +146,7 @@ while :; do
     if [ -n "$gclock" ] && ok "$K/$gclock"; then
         if [ "$gclock" = gpuclk ]; then line="$line gpuclk=$v"; else line="$line gpu_mhz=$v"; fi
     fi
-    echo "$line"
+    echo "$line ;"
     i=$((i + 1))
     [ -d "/proc/$target" ] || { why=target-gone; break; }
     [ "${up%.*}" -lt "$end" ] || break

@@ -44,6 +44,7 @@ import logging
 import math
 import re
 import statistics
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from pathlib import Path
 from harness.device import devshell
 from harness.device.device import Device
 from harness.device.errors import DeviceError
+from harness.device.stream import ShellStream
 from harness.errors import UsageError
 from harness.results.samples import record_samples, run_samples
 from harness.results.store import Store
@@ -63,6 +65,7 @@ MIN_INTERVAL_S = 0.01  # /proc/uptime counts hundredths of a second
 DEFAULT_SLOW_EVERY = 5  # thermal zones every 5th sample (reading one can take ms)
 SAMPLER_MAX_S = 86400  # the sampler's own life limit, whatever happens to harness
 STOP_WAIT_S = 2.0  # how long a stop waits for the sampler's last line before closing
+RESTART_POLL_S = 0.5  # how often a lost sampler's phone is tried again
 MA_BELOW = 30_000  # median |current_now| under this is mA, not µA
 SIGNS = ("auto", "discharge-negative", "discharge-positive")
 CSV_NAME = "samples.csv"
@@ -106,6 +109,7 @@ class SamplerParser:
     samples: list[RawSample] = field(default_factory=list)
     end: str | None = None
     ignored_lines: int = 0
+    cut_lines: int = 0  # sample lines without their final ";" (the stream was cut)
     stderr: list[str] = field(default_factory=list)
 
     def feed(self, stream: str, line: str) -> None:
@@ -128,8 +132,14 @@ class SamplerParser:
         except ValueError:
             self.ignored_lines += 1
             return
+        fields = words[2:]
+        if fields and fields[-1] == ";":
+            fields.pop()
+        else:  # cut short: its last field may be a truncated number
+            self.cut_lines += 1
+            fields = fields[:-1]
         values = {}
-        for word in words[2:]:
+        for word in fields:
             key, sep, value = word.partition("=")
             if sep and key and value:
                 values[key] = value
@@ -146,7 +156,7 @@ class SamplerParser:
         elif kind == "policy" and rest:
             self.cpuinfo_max[rest[0]] = int(rest[1]) if len(rest) > 1 and rest[1].isdigit() \
                 else 0
-        elif kind == "skip" and rest:
+        elif kind == "skip" and rest and " ".join(rest) not in self.skipped:
             self.skipped.append(" ".join(rest))
         elif kind == "end":
             self.end = rest[0] if rest else "end"
@@ -365,15 +375,26 @@ class StepTelemetry:
 
 
 class Sampler:
-    """The sampler of one step, on one stream; :meth:`stop` returns what it saw."""
+    """The sampler of one step; :meth:`stop` returns what it saw.
+
+    One stream at a time. When the connection is lost mid-step (a USB drop, an adb server
+    restart: adbd then kills the sampler, never the detached step) a watcher starts a new
+    sampler once the phone answers again; the phone's clock keeps the samples in order.
+    """
 
     def __init__(self, device: Device, target_pid: int, options: TelemetryOptions) -> None:
-        from harness.device.stream import ShellStream
-
+        self.device = device
         self.options = options
         self.parser = SamplerParser()
-        self.stream = ShellStream(device, sampler_command(target_pid, options),
-                                  self.parser.feed)
+        self.command = sampler_command(target_pid, options)
+        self.stream = self._new_stream()
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                         name=f"sampler-{device.serial}")
+
+    def _new_stream(self) -> ShellStream:
+        return ShellStream(self.device, self.command, self.parser.feed)
 
     @classmethod
     def start(cls, device: Device, target_pid: int | None, options: TelemetryOptions,
@@ -387,15 +408,41 @@ class Sampler:
         except DeviceError as exc:
             warn(f"telemetry: the sampler did not start: {exc}")
             return None
+        sampler._watcher.start()
         return sampler
 
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            stream = self.stream
+            if stream.is_alive():
+                self._stopping.wait(RESTART_POLL_S)
+                continue
+            if stream.error is None or self.parser.end is not None:
+                return  # it ended as it should (the step is over, or it was asked to)
+            try:
+                fresh = self._new_stream()
+                fresh.start()
+            except DeviceError:
+                self._stopping.wait(RESTART_POLL_S)
+                continue
+            self.stream = fresh
+            self.restarts += 1
+            log.info("%s: telemetry sampler restarted after: %s", self.device.serial,
+                     stream.error)
+
     def stop(self) -> StepTelemetry:
+        self._stopping.set()
+        if self._watcher.is_alive():
+            self._watcher.join(STOP_WAIT_S)
         self.stream.send(b"q\n")
         self.stream.stop(max(STOP_WAIT_S, 3 * self.options.interval_s))
         conv = current_convention(self.parser.samples, self.options.current_sign) \
             if self.parser.samples else None
-        return StepTelemetry(self.parser, normalise(self.parser, conv), conv,
-                             self.stream.error)
+        error = self.stream.error
+        if self.restarts:
+            error = f"{error}; " if error else ""
+            error += f"the sampler was restarted {self.restarts} time(s) after a lost connection"
+        return StepTelemetry(self.parser, normalise(self.parser, conv), conv, error)
 
 
 # ---- keeping it ----------------------------------------------------------------------------

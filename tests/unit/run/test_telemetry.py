@@ -38,7 +38,7 @@ def parse(text: str) -> SamplerParser:
 
 
 def line(t: float, **values: object) -> str:
-    return f"S {t:.2f} " + " ".join(f"{k}={v}" for k, v in values.items())
+    return f"S {t:.2f} " + " ".join(f"{k}={v}" for k, v in values.items()) + " ;"
 
 
 def test_header_and_samples_are_parsed() -> None:
@@ -58,22 +58,27 @@ def test_partial_garbage_and_unknown_fields_are_tolerated() -> None:
         line(10.0, mem=100, rss=5, future_key=12),
         "S notanumber mem=1",
         "random noise from a vendor shell",
-        "S 10.10 mem=90 rss= =3 bogus rss=7",
-        "S 10.2",  # cut short: the stream closed mid-line
+        "S 10.10 mem=90 rss= =3 bogus rss=7 ;",
+        "S 10.20 mem=80 rss=10300",  # cut short: the stream closed mid-line (rss=10300123)
+        "S 10.3",
     ])
     parser = parse(text)
     assert parser.ignored_lines == 2
+    assert parser.cut_lines == 2
     samples = normalise(parser)
-    assert [s.t for s in samples] == [0.0, 0.1, 0.2]
+    assert [s.t for s in samples] == [0.0, 0.1, 0.2, 0.3]
     assert samples[0].values == {"mem_available_kb": 100.0, "rss_kb": 5.0}
     assert samples[1].values == {"mem_available_kb": 90.0, "rss_kb": 7.0}
-    assert samples[2].values == {}
+    assert samples[2].values == {"mem_available_kb": 80.0}  # the cut field is dropped
+    assert samples[3].values == {}
     parser.feed("stderr", "sh: warning")
     assert parser.stderr == ["sh: warning"]
 
 
 def test_missing_sources_give_no_values_and_no_metrics() -> None:
-    samples = normalise(parse(HEADER + line(1.0, mem=100) + "\n" + line(1.1, mem=80)))
+    parser = parse(HEADER + line(1.0, mem=100) + "\n" + line(1.1, mem=80) + "\n" + HEADER)
+    assert len(parser.skipped) == 1  # a restarted sampler's header again: listed once
+    samples = normalise(parser)
     metrics = reduce_step(samples, {})
     assert metrics == {"samples": 2.0, "min_mem_available_kb": 80.0}
     assert reduce_step([], {}) == {"samples": 0.0}
@@ -207,3 +212,47 @@ def test_run_option_beats_the_recipe_parameter() -> None:
     assert telemetry_options(RunRequest("sd15-512"), quiet) == TelemetryOptions(False, 0.5)
     request = RunRequest("sd15-512", telemetry=True, telemetry_interval_s=0.02)
     assert telemetry_options(request, quiet) == TelemetryOptions(True, 0.02)
+
+
+def test_sampler_restarts_after_a_lost_connection() -> None:
+    import socket
+    import time
+
+    from harness.device.device import Device
+    from harness.run.telemetry import Sampler
+
+    peers: list[socket.socket] = []
+
+    class PairDevice(Device):
+        def open_service(self, service: str, timeout_s: float | None) -> socket.socket:
+            assert service.startswith("shell,v2,raw:set -- 0.1 777 ")
+            ours, theirs = socket.socketpair()
+            peers.append(theirs)
+            return ours
+
+    def send(peer: socket.socket, text: str) -> None:
+        peer.sendall(bytes([1]) + len(text).to_bytes(4, "little") + text.encode())
+
+    sampler = Sampler.start(PairDevice("x"), 777, TelemetryOptions())
+    assert sampler is not None
+    send(peers[0], HEADER + line(5.0, mem=100) + "\n" + line(5.1, mem=90) + "\nS 5.2 mem=8")
+    peers[0].close()  # the cable is pulled: adbd kills that sampler
+    deadline = time.monotonic() + 10
+    while len(peers) < 2:
+        assert time.monotonic() < deadline, "no new sampler"
+        time.sleep(0.02)
+    send(peers[1], HEADER + line(7.0, mem=70) + "\n# end asked\n")
+    peers[1].sendall(bytes([3]) + (1).to_bytes(4, "little") + b"\x00")
+    seen = sampler.stop()
+    assert [(s.t, s.values.get("mem_available_kb")) for s in seen.samples] == [
+        (0.0, 100.0), (0.1, 90.0), (0.2, None), (2.0, 70.0)]
+    assert seen.error is not None and "restarted 1 time" in seen.error
+    assert len(seen.parser.skipped) == 1
+
+
+def test_disabled_or_without_a_pid_nothing_starts() -> None:
+    from harness.device.device import Device
+    from harness.run.telemetry import Sampler
+
+    assert Sampler.start(Device("x"), 5, TelemetryOptions(enabled=False)) is None
+    assert Sampler.start(Device("x"), None, TelemetryOptions()) is None
