@@ -128,3 +128,24 @@ def test_interrupted_step_keeps_its_samples_and_leaves_nothing(
         assert run.status == "interrupted"
         rss = [r.value for r in run_samples(store, run.id, "pipeline", "rss_kb")]
     assert max(rss) >= speed.SD15_INIT_RSS_KB
+
+
+def test_sampler_comes_back_after_a_dropped_connection(sim_farm: SimFarm) -> None:
+    from harness.device.background import BackgroundRun
+    from harness.run.telemetry import Sampler, TelemetryOptions
+    from tests.helpers import wait_for
+
+    record = sim_farm.phone("sm8650-16g")
+    device = Device(record.adb_serial, AdbEndpoint("127.0.0.1", sim_farm.state.adb_port))
+    run = BackgroundRun.start(device, ["sh", "-c", "sleep 3"], name="telemetry-drop")
+    sampler = Sampler.start(device, run.pid, TelemetryOptions(interval_s=0.05))
+    assert sampler is not None
+    wait_for(lambda: len(sampler.parser.samples) >= 3)
+    before = sampler.parser.samples[-1].uptime_s
+    sim_farm.farm.drop_connections(record.serial)
+    assert run.attach(timeout=60).exit_code == 0
+    seen = sampler.stop()
+    run.cleanup()
+    assert seen.error is not None and "restarted" in seen.error
+    assert seen.samples[-1].t > before - sampler.parser.samples[0].uptime_s + 1.0
+    assert samplers(device) == []
