@@ -28,7 +28,10 @@
 iv=${1:-0.1}; target=${2:-0}; max_s=${3:-86400}; slow=${4:-5}
 B=/sys/class/power_supply/battery; K=/sys/class/kgsl/kgsl-3d0
 echo "# harness-sampler 1 pid=$$ interval=$iv target=$target"
-ok() { v=; { read -r v < "$1"; } 2>/dev/null; [ -n "$v" ]; }
+# A source that cannot be read says so on stdout, once; the shell's own complaints about it
+# (per read) are not wanted: stderr is dropped once here rather than per read (one open less).
+exec 2>/dev/null
+ok() { v=; read -r v < "$1"; [ -n "$v" ]; }
 skip() { echo "# skip $1 ${2:-unreadable}"; }
 # ---- sources, probed once ----------------------------------------------------------------
 ok /proc/meminfo && have_mem=1 || skip /proc/meminfo
@@ -45,7 +48,7 @@ for z in /sys/class/thermal/thermal_zone*; do
     [ -d "$z" ] || continue
     n=${z##*thermal_zone}
     if ok "$z/temp"; then
-        t=; { read -r t < "$z/type"; } 2>/dev/null
+        t=; read -r t < "$z/type"
         zones="$zones $n"; echo "# zone $n ${t:-zone$n}"
     else
         skip "$z/temp"
@@ -56,7 +59,7 @@ for p in /sys/devices/system/cpu/cpufreq/policy*; do
     [ -d "$p" ] || continue
     n=${p##*policy}
     if ok "$p/scaling_cur_freq" && ok "$p/scaling_max_freq"; then
-        m=; { read -r m < "$p/cpuinfo_max_freq"; } 2>/dev/null
+        m=; read -r m < "$p/cpuinfo_max_freq"
         policies="$policies $n"; echo "# policy $n ${m:-0}"
     else
         skip "$p/scaling_cur_freq"
@@ -79,7 +82,7 @@ tree() {
         while [ -n "$front" ]; do
             next=
             for q in $front; do
-                c=; { read -r c < "/proc/$q/task/$q/children"; } 2>/dev/null
+                c=; read -r c < "/proc/$q/task/$q/children"
                 next="$next $c"
             done
             set -- $next; front=$*; pids="$pids $front"
@@ -88,7 +91,7 @@ tree() {
         # The wrapper leads its own session (setsid): its tree is that session.
         pids=$target
         for s in /proc/[0-9]*/stat; do
-            l=; { read -r l < "$s"; } 2>/dev/null || continue
+            l=; read -r l < "$s" || continue
             set -- ${l##*) }
             if [ "${4:-}" = "$target" ]; then c=${s#/proc/}; pids="$pids ${c%/stat}"; fi
         done
@@ -109,13 +112,13 @@ while :; do
     if [ "$kids" = 1 ] || [ $((i % slow)) = 0 ]; then tree; fi
     rss=0; hwm=0; sw=0; np=0
     for q in $pids; do
-        { while read -r k v _; do
+        while read -r k v _; do
             case $k in
                 VmHWM:) hwm=$((hwm + v)) ;;
                 VmRSS:) rss=$((rss + v)); np=$((np + 1)) ;;
                 VmSwap:) sw=$((sw + v)); break ;;
             esac
-        done < "/proc/$q/status"; } 2>/dev/null
+        done < "/proc/$q/status"
     done
     line="$line rss=$rss hwm=$hwm swap=$sw n=$np"
     if [ -n "$have_psi" ]; then
