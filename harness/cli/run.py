@@ -52,6 +52,11 @@ from harness.errors import EXIT_RUN_FAILED
               "cool (default: only warn and record a hot-start verdict).")
 @click.option("--offline-wait", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="S", help="How long a step waits for a phone that went offline.")
+@click.option("--telemetry-interval", type=FiniteFloat(min=0.01, max=3600), default=None,
+              metavar="S", help="Seconds between telemetry samples on the phone (default "
+              "0.1, or the recipe's telemetry_interval_s).")
+@click.option("--no-telemetry", is_flag=True, help="Do not sample memory, power, heat and "
+              "clocks during the steps.")
 @click.option("--quiet", "-q", is_flag=True, help="No live output lines.")
 @output_options("Print the run summary as JSON.")
 def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None,
@@ -59,7 +64,8 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
             db_path: Path | None, logs_dir: Path, lease_wait: float,
             recipes_dirs: tuple[Path, ...], tokenizer_dir: Path | None, no_sync: bool,
             keep_orphans: bool, verify: bool, force: bool, wait_cool: float,
-            offline_wait: float, quiet: bool, output: Output) -> None:
+            offline_wait: float, telemetry_interval: float | None, no_telemetry: bool,
+            quiet: bool, output: Output) -> None:
     """Run a recipe on a phone: sync, tokenize, run each step, parse [Perf], pull PNGs, store."""
     from harness.run.runner import RunRequest, run_recipe
 
@@ -74,7 +80,9 @@ def run_cmd(recipe: str, selector: str, prompt: str | None, negative: str | None
     request = RunRequest(recipe, selector, values, set_pairs, farm_path, db_path, logs_dir,
                          lease_wait, recipes_dirs, tokenizer_dir, not no_sync,
                          keep_orphans=keep_orphans, verify=verify, force=force,
-                         wait_cool_s=wait_cool, offline_wait_s=offline_wait)
+                         wait_cool_s=wait_cool, offline_wait_s=offline_wait,
+                         telemetry=False if no_telemetry else None,
+                         telemetry_interval_s=telemetry_interval)
     if live and err.is_terminal:
         from rich.progress import (
             BarColumn,

@@ -50,6 +50,9 @@ from harness.run.heat import hot_reasons, wait_cool
 from harness.run.images import convert_qfp32, read_qfp32
 from harness.run.perf import PerfCollector, expect_metrics
 from harness.run.signals import interrupt_name
+from harness.run.telemetry import Sampler, TelemetryOptions
+from harness.run.telemetry import describe as describe_telemetry
+from harness.run.telemetry import keep as keep_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ class RunOptions:
     forced: tuple[Finding, ...] = ()  # lint errors the user ran anyway (--force)
     # phones of the farm with at least this much RAM (for an out-of-memory hint)
     fitting: Callable[[float], tuple[str, ...]] | None = None
+    telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
 
 
 @dataclass
@@ -334,7 +338,12 @@ class Runner:
             self._current = BackgroundRun.start(watched, step_command(step),
                                                 name=f"{self.plan.recipe}-{step.name}",
                                                 run_id=run_id)
-            outcome = self._current.attach(on_output=on_line, timeout=step.timeout_s)
+            sampler = Sampler.start(self.device, self._current.pid, self.options.telemetry,
+                                    self.events.warning)
+            try:
+                outcome = self._current.attach(on_output=on_line, timeout=step.timeout_s)
+            finally:
+                self._keep_telemetry(run_id, index, step, sampler)
         except KeyboardInterrupt as exc:
             for fh in logs.values():
                 fh.close()
@@ -352,6 +361,22 @@ class Runner:
         self._current = None
         return self._finish_step(run_id, index, step, outcome, collector, lmkd_before,
                                  verdicts)
+
+    def _keep_telemetry(self, run_id: str, index: int, step: PlanStep,
+                        sampler: Sampler | None) -> None:
+        """Stop the step's sampler; store its samples and metrics (also for a step cut short)."""
+        if sampler is None:
+            return
+        seen = sampler.stop()
+        images = sum(1 for _s, out in self.plan.outputs if out.kind == "image") or 1
+        with contextlib.suppress(sqlite3.Error, OSError):
+            keep_telemetry(self.store, run_id, step.name, self.run_dir, seen, images)
+        notes = describe_telemetry(seen)
+        with contextlib.suppress(OSError), \
+                (self.run_dir / f"{index:02d}-{step.name}.telemetry.log").open("w") as fh:
+            fh.write("".join(f"{note}\n" for note in notes))
+        for note in notes:
+            log.info("%s: %s", self.device.serial, note)
 
     def _lost_step(self, run_id: str, index: int, step: PlanStep, exc: DeviceError,
                    seen: dict[str, list[str]], collector: PerfCollector,
@@ -549,6 +574,21 @@ class RunRequest:
     force: bool = False  # run despite lint errors (they are stored as verdicts)
     wait_cool_s: float = 0.0
     offline_wait_s: float = OFFLINE_WAIT_S
+    telemetry: bool | None = None  # None: as the recipe says (parameter telemetry), else on
+    telemetry_interval_s: float | None = None  # None: the recipe's telemetry_interval_s
+
+
+def telemetry_options(request: RunRequest, plan: Plan) -> TelemetryOptions:
+    """The command line's choice, else the recipe's parameters ``telemetry`` (bool) and
+    ``telemetry_interval_s``, else on every 0.1 s."""
+    enabled = request.telemetry
+    if enabled is None:
+        enabled = plan.params.get("telemetry") is not False
+    interval = request.telemetry_interval_s
+    if interval is None:
+        value = plan.params.get("telemetry_interval_s")
+        interval = float(value) if isinstance(value, int | float) and value > 0 else None
+    return TelemetryOptions(enabled, interval or TelemetryOptions.interval_s)
 
 
 def build_plan(request: RunRequest) -> Plan:
@@ -613,7 +653,7 @@ def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSumma
     events = events or RunEvents()
     options = RunOptions(load_farm(request.farm_path).thermal_limits(device.serial),
                          request.wait_cool_s, request.offline_wait_s, forced,
-                         _fitting(request.farm_path))
+                         _fitting(request.farm_path), telemetry_options(request, plan))
     with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s, device,
                request.keep_orphans, events.warning), \
             Store.open(request.db_path) as store:

@@ -28,7 +28,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.sim import userland
+from harness.sim import sensors, userland
 from harness.sim.profiles import CpuCluster, PhoneProfile
 
 BUILD_PROP = "system/build.prop"
@@ -64,6 +64,8 @@ class KernelView:
     loaded: bool
     throttle: float  # time multiplier from :func:`harness.sim.state.throttle_for`
     time_in_state: tuple[tuple[float, ...], ...]  # clock ticks per cluster per frequency
+    load_w: float = 0.0  # what the running binaries draw
+    charge_w: float = 0.0  # what the USB port feeds
 
     @classmethod
     def idle(cls, profile: PhoneProfile) -> KernelView:
@@ -168,10 +170,12 @@ def render_kernel_files(root: Path, profile: PhoneProfile, view: KernelView,
         _put(zone / "temp", _milli(celsius) + "\n", done)
     battery = root / "sys/class/power_supply/battery"
     _, word = battery_status(view)
+    cell = sensors.battery_reading(profile, view.battery_level, view.load_w, view.charge_w)
     for name, value in (("capacity", view.battery_level),
                         ("temp", round(view.battery_c * 10)), ("status", word),
                         ("health", "Good"), ("present", 1), ("technology", "Li-ion"),
-                        ("voltage_now", (3600 + 6 * view.battery_level) * 1000),
+                        ("voltage_now", cell.voltage_now_uv),
+                        ("current_now", cell.current_now),
                         ("charge_counter",
                          view.battery_level * profile.battery_capacity_mah * 10)):
         _put(battery / name, f"{value}\n", done)
@@ -180,6 +184,18 @@ def render_kernel_files(root: Path, profile: PhoneProfile, view: KernelView,
         _put(cpu / name, _cpu_range(profile), done)
     for ci, cluster in enumerate(profile.cpu_clusters):
         _render_policy(cpu, cluster, view, ci, done)
+    _render_kgsl(root / "sys/class/kgsl/kgsl-3d0", profile, view, done)
+
+
+def _render_kgsl(kgsl: Path, profile: PhoneProfile, view: KernelView,
+                 done: dict[str, str]) -> None:
+    mode = 0o444 if profile.kgsl_readable else 0o000
+    busy = sensors.gpu_busy_pct(view.load_w)
+    for name, text in sensors.kgsl_files(busy, view.throttle).items():
+        path = kgsl / name
+        if done.get(str(path)) != text:
+            _put(path, text, done)
+            path.chmod(mode)
 
 
 def _render_policy(cpu: Path, cluster: CpuCluster, view: KernelView, ci: int,

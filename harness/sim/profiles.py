@@ -94,6 +94,11 @@ class PhoneProfile:
     # and says so in the kernel log only) or ``lmkd`` (a vendor lmkd that also kills native
     # processes and names them in logcat).
     oom_killer: str = "kernel"
+    # How the fuel gauge reports (vendors differ): current_now in uA or mA, and whether a
+    # discharge reads negative (the kernel ABI's convention) or positive.
+    battery_current_unit: str = "uA"
+    battery_discharge_sign: str = "negative"
+    kgsl_readable: bool = True  # False: /sys/class/kgsl files exist but the shell cannot read
 
     @property
     def cpu_count(self) -> int:
@@ -177,6 +182,7 @@ _SCALAR_TYPES: dict[str, type] = {
     "security_patch": str, "ram_gb": int, "memtotal_kb": int, "reserved_kb": int,
     "swap_kb": int, "speed_factor": float, "rooted": bool, "battery_level": int,
     "battery_capacity_mah": int, "description": str, "oom_killer": str,
+    "battery_current_unit": str, "battery_discharge_sign": str, "kgsl_readable": bool,
 }
 _OPTIONAL_INT = ("data_size_mb",)
 _NESTED = ("cpu_clusters", "thermal")
@@ -184,7 +190,9 @@ _PROFILE_KEYS = (*_SCALAR_TYPES, *_OPTIONAL_INT, *_NESTED)
 _FILE_ONLY_KEYS = ("extends",)
 _CLUSTER_KEYS = ("cpus", "min_khz", "max_khz")
 _THERMAL_KEYS = tuple(f.name for f in fields(ThermalParams))
-_DEFAULTS: dict[str, Any] = {"data_size_mb": None, "description": "", "oom_killer": "kernel"}
+_DEFAULTS: dict[str, Any] = {"data_size_mb": None, "description": "", "oom_killer": "kernel",
+                             "battery_current_unit": "uA", "battery_discharge_sign": "negative",
+                             "kgsl_readable": True}
 OOM_KILLERS = ("kernel", "lmkd")
 
 
@@ -309,6 +317,11 @@ def _check_ranges(p: PhoneProfile, source: str, lines: Mapping[str, int]) -> Non
     if p.oom_killer not in OOM_KILLERS:
         raise fail("oom_killer", f"oom_killer must be one of {', '.join(OOM_KILLERS)}, not "
                                  f"{p.oom_killer!r}")
+    if p.battery_current_unit not in ("uA", "mA"):
+        raise fail("battery_current_unit", "battery_current_unit must be uA or mA")
+    if p.battery_discharge_sign not in ("negative", "positive"):
+        raise fail("battery_discharge_sign", "battery_discharge_sign must be negative or "
+                                             "positive")
     if p.sdk < 21 or p.swap_kb < 0 or p.battery_capacity_mah <= 0:
         raise fail("sdk", "sdk must be >= 21, swap_kb >= 0, battery_capacity_mah > 0")
 

@@ -207,6 +207,10 @@ def enter(layout: PhoneLayout, mode: SandboxMode, hide: Path, data_size_mb: int 
     (root / "proc").mkdir(exist_ok=True)
     _mount("/proc", str(root / "proc"), None, MS_BIND | MS_REC)
     _mount(str(layout.ctl / "meminfo"), str(root / "proc" / "meminfo"), None, MS_BIND)
+    # The phone's own memory pressure (harness.sim.sensors), where the kernel has PSI.
+    psi = root / "proc" / "pressure" / "memory"
+    if (layout.ctl / "pressure_memory").is_file() and psi.exists():
+        _mount(str(layout.ctl / "pressure_memory"), str(psi), None, MS_BIND)
     (root / ".sim").mkdir(exist_ok=True)
     _mount(str(layout.ctl), str(root / ".sim"), None, MS_BIND)
     if data_size_mb:
@@ -371,6 +375,7 @@ def command_mapper(layout: PhoneLayout, mode: SandboxMode) -> Callable[[str], st
 
     def map_command(command: str) -> str:
         command = command.replace("/proc/meminfo", meminfo)
+        command = command.replace("/proc/pressure/memory", str(layout.ctl / "pressure_memory"))
         return _PREFIX_RE.sub(lambda m: root + m.group(1), command)
 
     return map_command

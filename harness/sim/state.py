@@ -40,7 +40,7 @@ from typing import Any
 
 from harness.device.procs import pid_alive
 from harness.sim import apps as bg
-from harness.sim import devtools
+from harness.sim import devtools, sensors
 from harness.sim.profiles import PhoneProfile
 
 PROFILE_FILE = "profile.json"
@@ -488,6 +488,7 @@ class PhoneState:
             if th.last_tick_wall is not None:
                 elapsed_sim = max(now_wall - th.last_tick_wall, 0.0) / self.time_scale
                 self._cool(th, elapsed_sim, loaded)
+                self._tick_pressure(elapsed_sim)
             th.last_tick_wall = now_wall
             self._save_thermal(th)
             self._restart_apps(bool(procs), now_wall)
@@ -507,11 +508,18 @@ class PhoneState:
                 self.logcat_append("ActivityManager", "I", bg.start_line(app),
                                    SYSTEM_SERVER_PID)
 
+    def _tick_pressure(self, sim_seconds: float) -> None:
+        """Advance /proc/pressure/memory (:mod:`harness.sim.sensors`) by ``sim_seconds``."""
+        share = sensors.stall_share(self.profile, self.available_kb())
+        st = sensors.advance_psi(sensors.load_psi(self.ctl), share, sim_seconds)
+        sensors.save_psi(self.ctl, st)
+        write_in_place(self.ctl / sensors.PSI_FILE, sensors.psi_text(st))
+
     def render(self, root: Path, th: ThermalState, procs: list[ProcInfo],
                loaded: bool) -> None:
         """Write meminfo, the dumpsys texts and the fake kernel files under ``root``."""
         self.render_meminfo(procs)
-        view = self.kernel_view(th, loaded)
+        view = self.kernel_view(th, loaded, sum(p.power_w for p in procs))
         for name, text in ((BATTERY_DUMP_FILE, devtools.dumpsys_battery_text(self.profile, view)),
                            (THERMAL_DUMP_FILE, devtools.dumpsys_thermal_text(self.profile, view))):
             if self._render_cache.get(name) != text:
@@ -519,13 +527,15 @@ class PhoneState:
                 self._render_cache[name] = text
         devtools.render_kernel_files(root, self.profile, view, self._render_cache)
 
-    def kernel_view(self, th: ThermalState, loaded: bool) -> devtools.KernelView:
+    def kernel_view(self, th: ThermalState, loaded: bool,
+                    load_w: float = 0.0) -> devtools.KernelView:
         temps = temperatures_for(self.profile, th)
         return devtools.KernelView(
             soc_c=th.soc_c, skin_c=temps.skin_c, battery_c=th.battery_c,
             battery_level=int(th.battery_level), charging=th.charging, loaded=loaded,
             throttle=throttle_for(self.profile, th.soc_c),
-            time_in_state=tuple(tuple(row) for row in th.time_in_state))
+            time_in_state=tuple(tuple(row) for row in th.time_in_state),
+            load_w=load_w, charge_w=USB_CHARGE_W)
 
 
 def _boot_log(profile: PhoneProfile, now: float) -> str:
@@ -577,6 +587,8 @@ def init_phone(ctl: Path, profile: PhoneProfile, serial: str, time_scale: float)
     write_in_place(ctl / LOGCAT_FILE, _boot_log(profile, now))
     state = PhoneState(ctl)
     state.render_meminfo([])
+    sensors.save_psi(ctl, sensors.PsiState())
+    write_in_place(ctl / sensors.PSI_FILE, sensors.psi_text(sensors.PsiState()))
     view = state.kernel_view(th, loaded=False)
     _replace_text(ctl / BATTERY_DUMP_FILE, devtools.dumpsys_battery_text(profile, view))
     _replace_text(ctl / THERMAL_DUMP_FILE, devtools.dumpsys_thermal_text(profile, view))
