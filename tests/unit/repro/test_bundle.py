@@ -144,3 +144,32 @@ def test_telemetry_prefers_the_samplers_metrics() -> None:
     assert telemetry({}, rows) == (30.0, 200.0, None)
     assert telemetry({"unet.peak_rss_kb": 99.0, "unet.energy_j": 5.0}, rows) == (99.0, 200.0,
                                                                                   5.0)
+
+
+def _rewrite_assets(src: Path, dest: Path) -> Path:
+    """``src`` re-signed with other asset digests (a run that used other weights)."""
+    import hashlib
+
+    with tarfile.open(src, "r:gz") as old:
+        members = {i.name: old.extractfile(i).read() for i in old}  # type: ignore[union-attr]
+    assets = json.loads(members["assets.json"])
+    for files in assets.values():
+        for path in files:
+            files[path] = "0" * 64
+    members["assets.json"] = json.dumps(assets).encode()
+    manifest = json.loads(members["manifest.json"])
+    manifest["files"]["assets.json"]["sha256"] = hashlib.sha256(members["assets.json"]).hexdigest()
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(dest, "w:gz") as new:
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            new.addfile(info, io.BytesIO(body))
+    return dest
+
+
+def test_re_signed_bundle_reads(tmp_path: Path, stored_run: tuple[Path, str]) -> None:
+    db, run_id = stored_run
+    other = read_bundle(_rewrite_assets(write_bundle(run_id, tmp_path / "b.tar.gz", db_path=db),
+                                        tmp_path / "o.tar.gz"))
+    assert set(next(iter(other.assets.values())).values()) == {"0" * 64}
