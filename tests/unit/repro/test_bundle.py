@@ -173,3 +173,36 @@ def test_re_signed_bundle_reads(tmp_path: Path, stored_run: tuple[Path, str]) ->
     other = read_bundle(_rewrite_assets(write_bundle(run_id, tmp_path / "b.tar.gz", db_path=db),
                                         tmp_path / "o.tar.gz"))
     assert set(next(iter(other.assets.values())).values()) == {"0" * 64}
+
+
+def test_the_cli_refuses_a_traversal_bundle_in_one_line(
+        tmp_path: Path, stored_run: tuple[Path, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import cli
+
+    db, run_id = stored_run
+    good = write_bundle(run_id, tmp_path / "b.tar.gz", db_path=db)
+    evil = _rewrite(good, tmp_path / "evil.tar.gz", tarfile.TarInfo("../../evil"), b"x")
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["replay", str(evil), "-d", "sim"])
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "unsafe member name" in lines[0]
+    assert not (tmp_path.parent / "evil").exists()
+
+
+def test_the_side_by_side_table(tmp_path: Path, stored_run: tuple[Path, str],
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+
+    from harness.cli.bundle import _print_sides
+    from harness.repro.replay import ReplayResult
+
+    db, run_id = stored_run
+    original = original_side(read_bundle(write_bundle(run_id, tmp_path / "b.tar.gz",
+                                                      db_path=db)))
+    again = replace(original, label="replay", verdict="oom", ram="8 GB (MemTotal 7.19 GiB)",
+                    exit_codes={"pipeline": 137})
+    _print_sides(ReplayResult(tmp_path / "b.tar.gz", "on the phone", original, again, ()))
+    text = capsys.readouterr().out
+    assert "original" in text and "replay" in text and "oom" in text and "137" in text
+    assert "16 GB" in text and "8 GB" in text and "energy J" in text
