@@ -188,11 +188,11 @@ def replay(bundle_path: Path, base: RunRequest,
     if needs and facts.marketed_ram_gb is not None and facts.marketed_ram_gb < needs:
         warnings.append(f"{device.serial} has {facts.marketed_ram_gb} GB of RAM; the plan "
                         f"asks for {needs:g} GB: replaying anyway, to see what happens")
-    for text in warnings:
-        events.warning(text)
     names = list(plan.asset_sets)
     on_phone = check_assets(bundle, phone_digests(device, names),
                             lambda: local_digests(names, base.recipes_dirs))
+    for text in warnings:  # only once the replay will really run
+        events.warning(text)
     request = replace(base, selector=device.serial, force=True, sync=not on_phone)
     summary = run_plan(replace(plan, requirements=Requirements()), request, events)
     with Store.open(base.db_path) as store:

@@ -35,11 +35,11 @@ def cli(tmp_path: Path, farm_file: Path, *args: str) -> Any:
 
 
 def render(tmp_path: Path, name: str, recipe: str, *pairs: str) -> Path:
-    result = harness("recipes", "render", recipe, "--json",
-                     *(x for p in pairs for x in ("--set", p)), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    """The plan file `harness recipes render RECIPE --json --set ...` prints (in-process)."""
+    from harness.run.runner import RunRequest, build_plan
+
     path = tmp_path / f"{name}.json"
-    path.write_text(result.stdout)
+    path.write_text(json.dumps(build_plan(RunRequest(recipe, set_pairs=pairs)).to_dict()))
     return path
 
 
