@@ -33,6 +33,12 @@ def _run_events() -> Any:
     return RunEvents(phase=phase, warning=warning)
 
 
+def _check_dest(dest: str | None) -> None:
+    """Refuse a --json file whose folder does not exist before anything runs."""
+    if dest not in (None, "-") and not Path(dest).resolve().parent.is_dir():
+        raise click.BadParameter(f"folder of {dest} does not exist", param_hint="--json")
+
+
 def _write_json(dest: str | None, data: Any) -> None:
     if dest is None:
         return
@@ -88,6 +94,7 @@ def sweep_cmd(recipe: str, selector: str, sweeps: tuple[str, ...], set_pairs: tu
     from harness.repro.sweep import SweepEvents, run_sweep
     from harness.run.runner import RunRequest
 
+    _check_dest(json_dest)
     request = RunRequest(recipe, selector, set_pairs=set_pairs, farm_path=farm_path,
                          db_path=db_path, logs_dir=logs_dir, recipes_dirs=recipes_dirs,
                          sync=not no_sync, force=True)
@@ -156,6 +163,7 @@ def bisect_cmd(good: str, bad: str, selector: str, repeat: int, max_repeats: int
 
     if max_repeats < repeat:
         raise click.UsageError("--max-repeats must be at least --repeat")
+    _check_dest(json_dest)
     good_plan, good_label = load_plan(good, db_path)
     bad_plan, bad_label = load_plan(bad, db_path)
     request = RunRequest(good_plan.recipe, selector, farm_path=farm_path, db_path=db_path,

@@ -126,7 +126,7 @@ class Bisector:
             if len(kinds) > 1:
                 raise UsageError(f"the {name} plan is not reproducible: its runs gave "
                                  f"{', '.join(sorted(kinds))}")
-        good_kind, bad_kind = self.good_runs[0].kind, _resolved(self.bad_runs)[0].kind
+        good_kind, bad_kind = self._kinds()
         if good_kind != bad_kind:
             return
         self.mode = "timing"
@@ -142,8 +142,11 @@ class Bisector:
             self.good_runs += self._runs(self.good, extra)
             self.bad_runs += self._runs(self.bad, extra)
 
+    def _kinds(self) -> tuple[str, str]:
+        return _resolved(self.good_runs)[0].kind, _resolved(self.bad_runs)[0].kind
+
     def _judge_verdicts(self, runs: list[RunVerdict], plan: Plan) -> tuple[Outcome, str]:
-        good_kind, bad_kind = self.good_runs[0].kind, _resolved(self.bad_runs)[0].kind
+        good_kind, bad_kind = self._kinds()
         for attempt in range(2):
             resolved = _resolved(runs)
             if not resolved:
@@ -168,7 +171,7 @@ class Bisector:
                                    f"of {len(kinds)} runs"
 
     def _judge_timing(self, runs: list[RunVerdict], plan: Plan) -> tuple[Outcome, str]:
-        kind = self.good_runs[0].kind
+        kind = self._kinds()[0]
         while True:
             resolved = _resolved(runs)
             if not resolved:
