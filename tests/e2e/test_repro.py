@@ -81,7 +81,13 @@ def test_bisect_finds_tnn_reuse_among_six_switches(tmp_path: Path, sim_farm: Sim
 
 def test_bisect_finds_the_library_path_order(tmp_path: Path, sim_farm: SimFarm,
                                              farm_file: Path) -> None:
+    from harness.sim.assets import MNN_OPS_OLD, mnn_library
+
     serial = sim_farm.phone("sm8650-16g").adb_serial
+    # The seed's premise: the phone has an older MNN (no Attention op) in /data/local/tmp
+    # (other tests may have removed it).
+    device = Device(serial, AdbEndpoint("127.0.0.1", sim_farm.state.adb_port))
+    device.push_bytes(mnn_library("libMNN.so", "2.4.0", MNN_OPS_OLD), f"{T}/libMNN.so")
     good = render(tmp_path, "good", "sdxl-1024", "steps=3",
                   f"unet.env.LD_LIBRARY_PATH={F}:/system/lib64:/vendor/lib64:{T}")
     bad = render(tmp_path, "bad", "sdxl-1024", "steps=3",
