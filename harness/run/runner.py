@@ -638,11 +638,17 @@ def _fitting(farm_path: Path | None) -> Callable[[float], tuple[str, ...]]:
 
 
 def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSummary:
+    return run_plan(build_plan(request), request, events)
+
+
+def run_plan(plan: Plan, request: RunRequest, events: RunEvents | None = None) -> RunSummary:
+    """Run an already rendered ``plan`` as ``harness run`` does (``request.recipe``,
+    ``values`` and ``set_pairs`` are not used: the plan says everything); repro's sweeps,
+    bisection probes and replays come through here."""
     from harness.assets.sets import load_asset_sets
     from harness.farm.inventory import ensure_demo_assets, load_farm
     from harness.farm.lease import Lease
 
-    plan = build_plan(request)
     forced = check_lint(plan, request.force)
     device = pick_device(request, plan)
     sets = []
