@@ -141,9 +141,9 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from harness.cli import devices, recipes, run, runs, sim, sync
+    from harness.cli import bench, devices, recipes, run, runs, sim, sync
 
-    for module in (devices, run, sim, sync, recipes, runs):
+    for module in (devices, run, bench, sim, sync, recipes, runs):
         for command in module.COMMANDS:
             cli.add_command(command)
 

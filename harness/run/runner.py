@@ -76,6 +76,7 @@ class RunOptions:
     forced: tuple[Finding, ...] = ()  # lint errors the user ran anyway (--force)
     # phones of the farm with at least this much RAM (for an out-of-memory hint)
     fitting: Callable[[float], tuple[str, ...]] | None = None
+    bench_id: str | None = None  # the run belongs to this bench (``harness bench``)
 
 
 @dataclass
@@ -177,6 +178,7 @@ class Runner:
         self._current: BackgroundRun | None = None
         self._interrupted: StepSummary | None = None  # the step a Ctrl-C/SIGTERM cut short
         self._facts: DeviceFacts | None = None
+        self.run_id: str | None = None  # once begun (a bench annotates an interrupted run)
 
     def _phase(self, text: str) -> None:
         log.info("%s: %s", self.device.serial, text)
@@ -218,7 +220,9 @@ class Runner:
         (self.run_dir / "run.sh").write_text(render_shell(self.plan))
         run_id = self.store.begin_run(self.plan, serial=self.device.serial,
                                       device=facts.to_dict(), run_dir=self.run_dir,
-                                      temps_before=_temps(facts), host=socket.gethostname())
+                                      temps_before=_temps(facts), host=socket.gethostname(),
+                                      bench_id=self.options.bench_id)
+        self.run_id = run_id
         steps: list[StepSummary] = []
         status, diagnosis = "ok", None
         try:
