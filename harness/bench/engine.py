@@ -156,6 +156,9 @@ class Bench:
         self.results: list[RunResult] = []
         self.baseline: dict[SeriesKey, list[float]] = {}
         self.more_repeats: list[dict[str, Any]] = []
+        # serial -> the run a worker is in (runner, cell, index, warm-up, conditions before)
+        self._current: dict[str, tuple[Runner, Cell, int, bool, Conditions, dict[str, Any],
+                                       ThermalLimits]] = {}
 
     # ---- the whole bench --------------------------------------------------------------------
 
@@ -231,10 +234,23 @@ class Bench:
                         t.join(JOIN_POLL_S)
         with Store.open(self.request.db_path) as store:
             benches.interrupt_running(store, self.bench_id, f"{why}; killed on the phone")
+            self._annotate_cut(store)
             benches.add_event(store, self.bench_id, "interrupted", detail={"why": why})
             benches.finish_bench(store, self.bench_id, "interrupted",
                                  {"interrupted": why, "resume": f"harness bench --resume "
                                                                f"{self.bench_id}"})
+
+    def _annotate_cut(self, store: Store) -> None:
+        """Judge the runs the interrupt cut short in a worker (wherever it landed)."""
+        for runner, cell, index, warm, before, provenance, limits in self._current.values():
+            if runner.run_id is None:
+                continue
+            row = store.conn.execute("SELECT status, diagnosis FROM runs WHERE id = ?",
+                                     (runner.run_id,)).fetchone()
+            if row is not None:
+                self._annotate(store, runner.run_id, cell, index, warm, provenance, before,
+                               None, {}, row["status"], row["diagnosis"], limits)
+        self._current.clear()
 
     # ---- one phone --------------------------------------------------------------------------
 
@@ -333,14 +349,12 @@ class Bench:
         what = "warm-up" if warm else "repeat"
         self.events.phase(cell.serial, f"{cell.series} {what} {index + 1}")
         status, diagnosis, metrics = "failed", None, {}
+        self._current[cell.serial] = (runner, cell, index, warm, wait.conditions, provenance,
+                                      limits)
         try:
             summary = runner.run()
             status, diagnosis = summary.status, summary.diagnosis
             metrics = {f"{s.name}/{k}": v for s in summary.steps for k, v in s.metrics.items()}
-        except KeyboardInterrupt:
-            self._annotate(store, runner.run_id, cell, index, warm, provenance, wait.conditions,
-                           None, wait.to_dict(), "interrupted", "interrupted", limits)
-            raise
         except HarnessError as exc:
             diagnosis = str(exc)
         after = None
@@ -349,6 +363,7 @@ class Bench:
         verdict = self._annotate(store, runner.run_id, cell, index, warm, provenance,
                                  wait.conditions, after, wait.to_dict(), status, diagnosis,
                                  limits)
+        self._current.pop(cell.serial, None)
         result = RunResult(runner.run_id, cell.serial, cell.series, index, warm, status,
                            verdict[0], verdict[1], wait.waited_s, metrics)
         with self._lock:
@@ -430,7 +445,8 @@ class Bench:
             for run_id, reason in marked.items():
                 benches.set_validity(store, run_id, "noisy", reason)
             runs = benches.bench_runs(store, self.bench_id)
-            failed = [r for r in runs if r.validity == "failed"]
+            # interrupted runs are redone by --resume: not failures of the bench
+            failed = [r for r in runs if r.validity == "failed" and r.status == "failed"]
             regressions = sum(1 for s in series if s["verdict"] == "regression")
             status = "regressed" if regressions else \
                 "failed" if failed or self.lost else "ok"
