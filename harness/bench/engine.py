@@ -157,6 +157,8 @@ class Bench:
         self.baseline: dict[SeriesKey, list[float]] = {}
         self.more_repeats: list[dict[str, Any]] = []
         # serial -> the run a worker is in (runner, cell, index, warm-up, conditions before)
+        self._sets: dict[str, Any] = {}
+        self._devices: dict[str, Device] = {}
         self._current: dict[str, tuple[Runner, Cell, int, bool, Conditions, dict[str, Any],
                                        ThermalLimits]] = {}
 
@@ -175,12 +177,24 @@ class Bench:
                                       {"reason": r.reason})
             done = self._finished(store)
             self.baseline = baseline_samples(store, self.bench_id, self.config.baseline)
+        self._load_sets(matrix)
         try:
             self._run_workers(farm, matrix, done)
         except KeyboardInterrupt as exc:
             self._interrupted(exc)
             raise
         return self._finish(matrix, resumed)
+
+    def _load_sets(self, matrix: Matrix) -> None:
+        """The asset sets of every cell, loaded once (the virtual farm's demo tree built
+        once, here, not by several workers at a time)."""
+        from harness.assets.sets import load_asset_sets
+        from harness.farm.inventory import ensure_demo_assets
+
+        available = load_asset_sets(self.request.recipes_dirs)
+        names = {n for c in matrix.cells for n in c.plan.asset_sets}
+        self._sets = {n: available[n] for n in names}
+        ensure_demo_assets(e.src for s in self._sets.values() for e in s.entries)
 
     def _open_bench(self, store: Store) -> bool:
         shard = f"{self.request.shard[0]}/{self.request.shard[1]}" if self.request.shard \
@@ -232,6 +246,7 @@ class Bench:
                 while t.is_alive() and time.monotonic() < deadline:
                     with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C waits too
                         t.join(JOIN_POLL_S)
+        self._kill_own_runs()
         with Store.open(self.request.db_path) as store:
             benches.interrupt_running(store, self.bench_id, f"{why}; killed on the phone")
             self._annotate_cut(store)
@@ -239,6 +254,23 @@ class Bench:
             benches.finish_bench(store, self.bench_id, "interrupted",
                                  {"interrupted": why, "resume": f"harness bench --resume "
                                                                f"{self.bench_id}"})
+
+    def _kill_own_runs(self) -> None:
+        """Kill what this process still runs on a phone: an interrupt that landed between
+        a step's launch and the runner noting it leaves the step running there."""
+        from harness.device.background import kill_orphans, live_runs_command, parse_live_runs
+        from harness.holder import Holder
+
+        me = Holder.me()
+        for device in self._devices.values():
+            with contextlib.suppress(HarnessError):
+                live = parse_live_runs(device.run(live_runs_command(), timeout=60).out)
+                mine = [r for r in live if r.holder is not None and r.holder.pid == me.pid
+                        and r.holder.start == me.start and r.holder.host == me.host]
+                if mine:
+                    log.info("%s: killing %d run(s) the interrupt left", device.serial,
+                             len(mine))
+                    kill_orphans(device, mine)
 
     def _annotate_cut(self, store: Store) -> None:
         """Judge the runs the interrupt cut short in a worker (wherever it landed)."""
@@ -259,7 +291,7 @@ class Bench:
         from harness.farm.lease import Lease
 
         cells = matrix.cells_of(serial)
-        device = matrix.devices[serial].device(farm)
+        device = self._devices[serial] = matrix.devices[serial].device(farm)
         limits = self._limits(farm, serial)
         try:
             with Store.open(self.request.db_path) as store, \
@@ -291,14 +323,10 @@ class Bench:
     def _prepare(self, store: Store, device: Device, cells: Sequence[Cell]) -> dict[str, Any]:
         """Sync and verify every asset set the phone's cells use, once; the provenance."""
         from harness.assets.hashcache import HashCache
-        from harness.assets.sets import load_asset_sets
         from harness.assets.sync import Syncer, scan_set
-        from harness.farm.inventory import ensure_demo_assets
 
         names = sorted({n for c in cells for n in c.plan.asset_sets})
-        available = load_asset_sets(self.request.recipes_dirs)
-        sets = [available[n] for n in names]
-        ensure_demo_assets(e.src for s in sets for e in s.entries)
+        sets = [self._sets[n] for n in names]
         self.events.phase(device.serial, f"syncing and verifying {', '.join(names)}")
         syncer = Syncer(device, HashCache.open_default())
         syncer.scanned = {s.name: scan_set(s, syncer.cache) for s in sets}
@@ -339,7 +367,7 @@ class Bench:
         t = self.config.thresholds
         wait = wait_cool(lambda: read_conditions(device), limits, t.cool_wait_s,
                          stop=self._stop.is_set)
-        if wait.waited_s >= 1.0 or wait.still_hot:
+        if wait.was_hot:
             benches.add_event(store, self.bench_id, "cool-wait", cell.serial, cell.series,
                               wait.to_dict())
         options = RunOptions(thermal=limits, offline_wait_s=t.offline_wait_s,

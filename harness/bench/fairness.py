@@ -24,9 +24,11 @@ class CoolWait:
     conditions: Conditions  # the last read: the run's "before"
     waited_s: float
     still_hot: tuple[str, ...]  # empty: cool (possibly after waiting)
+    was_hot: tuple[str, ...] = ()  # what was too hot at the first read (empty: no wait)
 
     def to_dict(self) -> dict[str, object]:
-        return {"waited_s": round(self.waited_s, 3), "still_hot": list(self.still_hot)}
+        return {"waited_s": round(self.waited_s, 3), "still_hot": list(self.still_hot),
+                "was_hot": list(self.was_hot)}
 
 
 def wait_cool(read: Callable[[], Conditions], limits: ThermalLimits, wait_s: float,
@@ -36,9 +38,9 @@ def wait_cool(read: Callable[[], Conditions], limits: ThermalLimits, wait_s: flo
     start = time.monotonic()
     deadline = start + wait_s
     conditions = read()
-    hot = start_findings(conditions, limits)
+    hot = first = start_findings(conditions, limits)
     while hot and not stop() and time.monotonic() < deadline:
         sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
         conditions = read()
         hot = start_findings(conditions, limits)
-    return CoolWait(conditions, time.monotonic() - start, tuple(hot))
+    return CoolWait(conditions, time.monotonic() - start, tuple(hot), tuple(first))
