@@ -30,14 +30,15 @@ import random
 import time
 from dataclasses import dataclass, field, replace
 
-from harness.bench.changepoint import ChangePoint, ChangePointParams, nightly_alert
+from harness.bench.changepoint import ChangePoint, ChangePointParams, confirmed_alert
 from harness.sim import speed
 from harness.sim.profiles import load_profile
 
 PHONES = (("sm8650-16g", "NIGHT-A"), ("sm8650-16g", "NIGHT-B"), ("sm8650-24g", "NIGHT-C"))
-# recipe -> (metric, reference seconds per step, steps): SD1.5's total_s, the SDXL UNet's loop_s
-RECIPES = {"sd15-512": ("pipeline/total_s", speed.SD15_STEP_S, 20),
-           "sdxl-1024-unet": ("unet/loop_s", speed.SDXL_UNET_STEP_S, 20)}
+# recipe -> (binary, reference seconds per step, steps): SD1.5's total_s, the SDXL UNet's
+# loop_s (metrics pipeline/total_s and unet/loop_s)
+RECIPES = {"sd15-512": ("sd15_pipeline_run", speed.SD15_STEP_S, 20),
+           "sdxl-1024-unet": ("sdxl_pipeline_run", speed.SDXL_UNET_STEP_S, 20)}
 
 @dataclass
 class Phone:
@@ -50,30 +51,39 @@ class Series:
     phone: Phone
     recipe: str
     nights: list[list[float]] = field(default_factory=list)
+    builds: list[float] = field(default_factory=list)  # the build's speed, per night
+
+    def steady(self, span: int) -> bool:
+        """No new build in the last ``span`` nights (a control for the phone's others)."""
+        return len(set(self.builds[-span:])) == 1
 
 def figure(phone: Phone, recipe: str, build_speed: float, session: str,
            noise: speed.NoiseModel, rng: random.Random) -> float:
     """One run's printed loop time, as the virtual binary computes it."""
-    _, step_s, steps = RECIPES[recipe]
-    level = (build_speed * speed.offsets(noise, phone.serial, phone.boot, session)
+    binary, step_s, steps = RECIPES[recipe]
+    level = (build_speed * speed.offsets(noise, phone.serial, phone.boot, session, binary)
              * speed.run_level(noise, rng))
     return sum(step_s * phone.speed_factor * level * speed.chunk_noise(rng)
                for _ in range(steps))
 
-def check(series: Series, build_speed: float, session: str, args: argparse.Namespace,
-          noise: speed.NoiseModel, params: ChangePointParams,
-          rng: random.Random) -> tuple[ChangePoint | None, int]:
-    """Tonight for one series: the runs, the check, adaptive repeats; (result, runs)."""
-    def runs(n: int) -> list[float]:
-        return [figure(series.phone, series.recipe, build_speed, session, noise, rng)
-                for _ in range(n)]
+def runs(series: Series, session: str, count: int, noise: speed.NoiseModel,
+         rng: random.Random) -> list[float]:
+    return [figure(series.phone, series.recipe, series.builds[-1], session, noise, rng)
+            for _ in range(count)]
 
-    series.nights.append(runs(args.repeats))
-    cp = nightly_alert(series.nights, params)
+
+def check(series: Series, others: list[Series], session: str, args: argparse.Namespace,
+          noise: speed.NoiseModel, params: ChangePointParams,
+          rng: random.Random) -> ChangePoint | None:
+    """Tonight's check of one series (its runs are in), with adaptive repeats; confirmed
+    against the phone's other series without a new build, unless ``--no-controls``."""
+    span = params.baseline_nights + params.tail_nights
+    controls = [] if args.no_controls else [o.nights for o in others if o.steady(span)]
+    cp = confirmed_alert(series.nights, controls, params)
     if not args.fixed_repeats and cp is not None and cp.more_repeats:
-        series.nights[-1] += runs(cp.more_repeats)
-        cp = nightly_alert(series.nights, params)
-    return cp, len(series.nights[-1])
+        series.nights[-1] += runs(series, session, cp.more_repeats, noise, rng)
+        cp = confirmed_alert(series.nights, controls, params)
+    return cp
 
 @dataclass
 class Tally:
@@ -81,6 +91,7 @@ class Tally:
     checked: int = 0
     runs: int = 0
     false_alarms: int = 0
+    phone_wide: int = 0
     clean_farms: int = 0
     delays: list[int | None] = field(default_factory=list)
 
@@ -97,14 +108,19 @@ def farm(trial: int, args: argparse.Namespace, noise: speed.NoiseModel,
         for phone in phones:
             if rng.random() < args.reboot_rate:
                 phone.boot += 1
+        for s in series:
+            step = steps[s.recipe]
+            s.builds.append(1.0 + args.step if step is not None and night >= step else 1.0)
+            s.nights.append(runs(s, session, args.repeats, noise, rng))
         for i, s in enumerate(series):
             step = steps[s.recipe]
             new_build = step is not None and night >= step
-            cp, runs = check(s, 1.0 + args.step if new_build else 1.0, session, args, noise,
-                             params, rng)
+            others = [o for o in series if o.phone is s.phone and o is not s]
+            cp = check(s, others, session, args, noise, params, rng)
             tally.series_nights += 1
             tally.checked += cp is not None
-            tally.runs += runs
+            tally.runs += len(s.nights[-1])
+            tally.phone_wide += bool(cp and cp.phone_wide)
             if cp is None or not cp.alerted:
                 continue
             if new_build and step is not None and cp.direction == "regression":
@@ -122,7 +138,8 @@ def report(label: str, tally: Tally, args: argparse.Namespace) -> None:
     print(f"{label}: {tally.false_alarms} false alarms in {tally.series_nights} series-nights "
           f"= {rate:.2e} per series-night; {tally.clean_farms}/{args.trials} farms without "
           f"a false alarm in {args.nights} nights; {tally.runs / tally.series_nights:.2f} "
-          f"measured runs per series-night ({tally.checked} checks)")
+          f"measured runs per series-night ({tally.checked} checks; {tally.phone_wide} "
+          f"phone-wide shifts not alerted)")
     if not tally.delays:
         return
     found = [d for d in tally.delays if d is not None]
@@ -144,16 +161,21 @@ def main() -> None:
     ap.add_argument("--noise-scale", type=float, default=1.0,
                     help="multiply every sigma of the REALISTIC noise (robustness)")
     ap.add_argument("--fixed-repeats", action="store_true", help="no adaptive repeats")
+    ap.add_argument("--no-controls", action="store_true",
+                    help="the plain nightly rule: no confirmation against the phone's others")
     args = ap.parse_args()
     base = speed.REALISTIC
     noise = replace(base, boot_sigma=base.boot_sigma * args.noise_scale,
                     session_sigma=base.session_sigma * args.noise_scale,
+                    binary_sigma=base.binary_sigma * args.noise_scale,
                     run_sigma=base.run_sigma * args.noise_scale)
     params = ChangePointParams()
     print(f"{args.trials} farms x {len(PHONES)} phones x {len(RECIPES)} recipes "
           f"({', '.join(RECIPES)}) x {args.nights} nights x {args.repeats} runs (+ adaptive "
-          f"repeats: {'off' if args.fixed_repeats else 'on'}); noise: boot "
-          f"{noise.boot_sigma:.2%}, session {noise.session_sigma:.2%}, run "
+          f"repeats: {'off' if args.fixed_repeats else 'on'}; controls: "
+          f"{'off' if args.no_controls else 'on'}); noise: boot "
+          f"{noise.boot_sigma:.2%}, session {noise.session_sigma:.2%} + "
+          f"{noise.binary_sigma:.2%} per binary, run "
           f"{noise.run_sigma:.2%}, outliers {noise.outlier_rate:.0%} at "
           f"+{noise.outlier_low:.0%}..{noise.outlier_high:.0%}, reboots "
           f"{args.reboot_rate:.0%}/night")

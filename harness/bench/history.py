@@ -19,8 +19,12 @@ phone is in exactly one shard every series still has one bench a night):
   ``invalid`` with its reason and never enters a statistic.
 - Statistics (:mod:`harness.bench.changepoint`): history change points over the medians of
   the nights with valid values (E-divisive + t-test + catapult's filters), and tonight's
-  alert (:func:`~harness.bench.changepoint.nightly_alert`: the two-nights rule, the gate,
-  the standard-error filter, adaptive repeats). Indices of the change points in
+  alert (:func:`~harness.bench.changepoint.confirmed_alert`: the nightly rule of
+  :func:`~harness.bench.changepoint.nightly_alert` — the two-nights rule, the gate, the
+  standard-error filter, adaptive repeats — confirmed against the same phone's other recipes
+  whose recorded provenance did not change over the last baseline + tail nights, so that a
+  shift of the whole phone with nothing recorded is not taken for a regression of one
+  series; ``alert.phone_wide`` marks such a shift). Indices of the change points in
   :class:`SeriesHistory` are indices into its ``nights``.
 - **Findings** (:class:`Finding`) are tonight's verdicts: ``regression`` / ``improvement``
   from an alerted nightly change, ``quality`` from output drift (:mod:`harness.bench.drift`).
@@ -46,6 +50,7 @@ PSNR < 35 dB). A quality finding is made when tonight is bad.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,8 +62,8 @@ from harness.bench.attribution import Provenance, attribute, describe, diff
 from harness.bench.changepoint import (
     ChangePoint,
     ChangePointParams,
+    confirmed_alert,
     find_change_points,
-    nightly_alert,
 )
 from harness.bench.drift import ImageCache, check_image
 from harness.bench.quality import DEFAULT_MIN_PSNR_DB, DEFAULT_MIN_SSIM
@@ -300,8 +305,33 @@ def _timing_finding(key: SeriesKey, nights: Sequence[Night], alert: ChangePoint,
                    detail)
 
 
+def _steady(nights: Sequence[Night], since: float) -> bool:
+    """No recorded change in the nights that started at or after ``since``."""
+    recorded = [n.provenance for n in nights if n.started_at >= since and n.provenance]
+    return all(not diff(a, b) for a, b in itertools.pairwise(recorded))
+
+
+def _controls(key: SeriesKey, kept: Sequence[Night], all_nights: Mapping[SeriesKey,
+              tuple[Night, ...]], p: ChangePointParams) -> list[list[tuple[float, ...]]]:
+    """The nights of the same phone's other recipes without a recorded change over the last
+    ``baseline_nights + tail_nights`` nights, aligned with ``kept`` (see
+    :func:`~harness.bench.changepoint.confirmed_alert`)."""
+    span = kept[-(p.baseline_nights + p.tail_nights):]
+    if not span:
+        return []
+    controls = []
+    for other, nights in all_nights.items():
+        if (other.serial, other.variant) != (key.serial, key.variant) or \
+                other.recipe == key.recipe or not _steady(nights, span[0].started_at):
+            continue
+        by_bench = {n.bench_id: n.valid for n in nights}
+        controls.append([by_bench.get(n.bench_id, ()) for n in kept])
+    return controls
+
+
 def _timing_series(key: SeriesKey, nights: tuple[Night, ...], check: bool,
-                   p: ChangePointParams) -> tuple[SeriesHistory, Finding | None]:
+                   p: ChangePointParams, all_nights: Mapping[SeriesKey, tuple[Night, ...]]
+                   ) -> tuple[SeriesHistory, Finding | None]:
     kept = [i for i, n in enumerate(nights) if n.valid]
     medians = [float(np.median(nights[i].valid)) for i in kept]
     points = tuple(dataclasses.replace(cp, index=kept[cp.index])
@@ -309,7 +339,8 @@ def _timing_series(key: SeriesKey, nights: tuple[Night, ...], check: bool,
     alert = None
     tonight_ok = bool(nights) and bool(nights[-1].valid)
     if check and tonight_ok:
-        found = nightly_alert([nights[i].valid for i in kept], p)
+        controls = _controls(key, [nights[i] for i in kept], all_nights, p)
+        found = confirmed_alert([nights[i].valid for i in kept], controls, p)
         alert = None if found is None else dataclasses.replace(found, index=kept[found.index])
     summary = summarize(nights[-1].valid) if tonight_ok else None
     history = SeriesHistory(key, nights, points, alert, summary)
@@ -334,9 +365,11 @@ def analyse(store: Store, *, bench_id: str | None = None, max_nights: int = 60,
     checked = _checked_serials(runs, bench_id)
     series: list[SeriesHistory] = []
     findings: list[Finding] = []
-    for key, builder in sorted(_timing_builders(runs, variants).items()):
-        history, finding = _timing_series(key, builder.nights(benches),
-                                          (key.serial, key.recipe) in checked, p)
+    all_nights = {key: builder.nights(benches)
+                  for key, builder in _timing_builders(runs, variants).items()}
+    for key, nights in sorted(all_nights.items()):
+        history, finding = _timing_series(key, nights, (key.serial, key.recipe) in checked, p,
+                                          all_nights)
         series.append(history)
         findings.extend([finding] if finding else [])
     q_series, q_findings = _quality(store, runs, benches, variants, checked,

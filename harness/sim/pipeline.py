@@ -606,11 +606,12 @@ def _mount_status(state: PhoneState, pid: int) -> None:
                        capture_output=True, timeout=10, check=False)
 
 
-def run_level(state: PhoneState, ctl: Path, build: builds.Build, rng: random.Random) -> float:
+def run_level(state: PhoneState, ctl: Path, binary: str, build: builds.Build,
+              rng: random.Random) -> float:
     """This run's factor: the build's speed x the phone's boot, session and run noise."""
     noise = speed.load_noise(ctl)
     return (build.speed * speed.offsets(noise, state.serial, state.meta.get("boot_wall"),
-                                        speed.session_key(ctl))
+                                        speed.session_key(ctl), binary)
             * speed.run_level(noise, rng))
 
 
@@ -637,7 +638,7 @@ def main(binary_name: str, argv: list[str], argv0: str | None = None,
         return 1
     jitter = random.Random()
     phone = Phone(binary_name, shown0, state, pid, jitter, made,
-                  run_level(state, ctl, made, jitter))
+                  run_level(state, ctl, binary_name, made, jitter))
     state.register_process(pid, binary_name, speed.SDXL_BASE_RSS_KB // 2,
                            speed.SDXL_BASE_RSS_KB // 2, speed.INIT_POWER_W,
                            speed.THREADS.get(binary_name, 16))

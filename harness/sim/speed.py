@@ -94,13 +94,17 @@ def wall_scale(phone_scale: float) -> float:
 # any statistic sees it (one physical phone per series, a cool-down wait before each run,
 # throttled/hot-start runs kept apart); what is left is modelled per process as
 #
-#     level = build speed x boot offset x session offset x run jitter x (outlier)
+#     level = build speed x boot offset x session offset x binary offset x run jitter
+#             x (outlier)
 #
 # - boot offset: log-normal, sigma ``boot_sigma``, drawn once per boot (``boot_wall``):
 #   DVFS tables, driver and allocator state differ between boots of one phone;
 # - session offset: log-normal, sigma ``session_sigma``, drawn per session (a night:
-#   :func:`session_key`): room, charger, background load. Bigger than the run jitter, as
-#   issue #8603 reports;
+#   :func:`session_key`): room, charger, background load, the same for every binary of the
+#   phone. With the binary offset, bigger than the run jitter, as issue #8603 reports;
+# - binary offset: log-normal, sigma ``binary_sigma``, per session and binary: the part of
+#   a night's level one binary does not share with the phone's others (its memory placement,
+#   CPU-side work meeting the night's background load differently from GPU-side work);
 # - run jitter: log-normal, sigma ``run_sigma``, per process (a run);
 # - outliers: with probability ``outlier_rate`` a run is ``outlier_low``-``outlier_high``
 #   slower (a background job for part of the run);
@@ -110,7 +114,8 @@ def wall_scale(phone_scale: float) -> float:
 # ``REALISTIC`` holds the numbers chosen for a cooled, non-rooted phone (not measured:
 # harness has no farm of its own; they make across-night variation about twice the
 # within-night variation, as #8603 describes, and keep a cooled phone within a few %):
-# boot 0.5 %, session 0.8 %, run 1.0 %, 2 % outliers at +5..30 %. ``QUIET`` (the default of a
+# boot 0.5 %, session 0.7 % shared + 0.4 % per binary (0.8 % in all), run 1.0 %, 2 %
+# outliers at +5..30 %. ``QUIET`` (the default of a
 # virtual phone, so functional tests see the seed's timings to ~1 %) has only chunk jitter.
 # A phone uses the model in ``<ctl>/noise.json`` (:func:`set_noise`).
 
@@ -124,6 +129,7 @@ class NoiseModel:
 
     boot_sigma: float = 0.0
     session_sigma: float = 0.0
+    binary_sigma: float = 0.0
     run_sigma: float = 0.0
     outlier_rate: float = 0.0
     outlier_low: float = 0.05
@@ -139,8 +145,8 @@ class NoiseModel:
 
 
 QUIET = NoiseModel()
-REALISTIC = NoiseModel(boot_sigma=0.005, session_sigma=0.008, run_sigma=0.010,
-                       outlier_rate=0.02)
+REALISTIC = NoiseModel(boot_sigma=0.005, session_sigma=0.007, binary_sigma=0.004,
+                       run_sigma=0.010, outlier_rate=0.02)
 NOISE_MODELS = {"quiet": QUIET, "realistic": REALISTIC}
 
 
@@ -151,10 +157,13 @@ def _keyed_normal(*parts: object) -> float:
     return random.Random(int.from_bytes(digest[:8], "little")).gauss(0.0, 1.0)
 
 
-def offsets(noise: NoiseModel, serial: str, boot: object, session: str) -> float:
-    """The boot and session offsets of one phone as one factor."""
+def offsets(noise: NoiseModel, serial: str, boot: object, session: str,
+            binary: str = "") -> float:
+    """The boot, session and binary offsets of one binary on one phone as one factor."""
     return math.exp(noise.boot_sigma * _keyed_normal("boot", serial, boot)
-                    + noise.session_sigma * _keyed_normal("session", serial, boot, session))
+                    + noise.session_sigma * _keyed_normal("session", serial, boot, session)
+                    + noise.binary_sigma * _keyed_normal("binary", serial, boot, session,
+                                                         binary))
 
 
 def run_level(noise: NoiseModel, rng: random.Random) -> float:

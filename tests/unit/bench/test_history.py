@@ -226,3 +226,47 @@ def test_no_fixed_seed_no_quality_series(store: Store, tmp_path: Path) -> None:
     bench_id = w.bench(0)
     w.run(bench_id, 0, 9.2, params={"prompt": "a cat", "seed": None}, png=png)
     assert not any(s.key.metric.endswith(".ssim") for s in analyse(store).series)
+
+
+def two_recipes(store: Store, nights: int, *, sd15_from: int | None = None,
+                sdxl_from: int | None = None, prov_from: dict[str, Any] | None = None,
+                sdxl_prov_from: dict[str, Any] | None = None) -> list[str]:
+    """Two recipes on one phone sharing each night's offset (1 %); each may get slower."""
+    rng = np.random.default_rng(9)
+    w = Writer(store)
+    ids = []
+    for t in range(nights):
+        ids.append(w.bench(t))
+        shared = float(np.exp(rng.normal(0, 0.01)))
+        for recipe, start, base, prov in (("sd15-512", sd15_from, 9.2, prov_from),
+                                          ("sdxl-1024-unet", sdxl_from, 64.3, sdxl_prov_from)):
+            late = start is not None and t >= start
+            level = base * shared * (1.05 if late else 1.0)
+            for _ in range(5):
+                w.run(ids[-1], t, level * float(np.exp(rng.normal(0, 0.005))), recipe=recipe,
+                      prov=prov if late else None)
+    return ids
+
+
+def test_a_whole_phone_shift_with_nothing_recorded_is_not_a_regression(store: Store) -> None:
+    two_recipes(store, 16, sd15_from=14, sdxl_from=14)
+    result = analyse(store)
+    assert result.findings == ()
+    shifted = [s for s in result.series if s.key.metric == "pipeline/total_s"]
+    assert all(s.alert is not None and s.alert.phone_wide and not s.alert.alerted
+               for s in shifted)
+
+
+def test_a_build_of_one_recipe_is_flagged_against_its_steady_neighbour(store: Store) -> None:
+    ids = two_recipes(store, 16, sd15_from=14, prov_from=provenance(binary=B))
+    findings = [f for f in analyse(store).findings if f.key.metric == "pipeline/total_s"]
+    assert [(f.key.recipe, f.first_bad_bench) for f in findings] == [("sd15-512", ids[14])]
+
+
+def test_an_os_update_slowing_every_recipe_is_flagged_on_each(store: Store) -> None:
+    update = provenance(fingerprint=FP2)
+    two_recipes(store, 16, sd15_from=14, sdxl_from=14, prov_from=update,
+                sdxl_prov_from=update)
+    findings = [f for f in analyse(store).findings if f.key.metric == "pipeline/total_s"]
+    assert {f.key.recipe for f in findings} == {"sd15-512", "sdxl-1024-unet"}
+    assert all(f.changes == (f"phone OS update: {FP1} -> {FP2}",) for f in findings)

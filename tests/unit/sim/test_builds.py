@@ -114,10 +114,15 @@ def test_noise_offsets_are_fixed_per_boot_and_session() -> None:
     nights = [speed.offsets(noise, "s1", 100.0, f"night-{i}") for i in range(400)]
     assert one != speed.offsets(noise, "s2", 100.0, "night-1"), "each phone its own"
     sigma = float(np.std(np.log(nights)))
-    assert sigma == pytest.approx(noise.session_sigma, rel=0.15)
+    assert sigma == pytest.approx(np.hypot(noise.session_sigma, noise.binary_sigma), rel=0.15)
     per_boot = [speed.offsets(noise, "s1", float(b), "n") for b in range(400)]
     both = float(np.std(np.log(per_boot)))
-    assert both == pytest.approx(np.hypot(noise.boot_sigma, noise.session_sigma), rel=0.15)
+    assert both == pytest.approx(np.sqrt(noise.boot_sigma**2 + noise.session_sigma**2
+                                         + noise.binary_sigma**2), rel=0.15)
+    a, b = (np.log([speed.offsets(noise, "s1", 1.0, f"n{i}", binary) for i in range(2000)])
+            for binary in ("sd15_pipeline_run", "sdxl_pipeline_run"))
+    shared = noise.session_sigma**2 / (noise.session_sigma**2 + noise.binary_sigma**2)
+    assert float(np.corrcoef(a, b)[0, 1]) == pytest.approx(shared, abs=0.05)
     assert speed.offsets(speed.QUIET, "s1", 1.0, "x") == 1.0
 
 
