@@ -60,6 +60,7 @@ Two questions, two functions:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +116,7 @@ class ChangePoint:
     alerted: bool
     kind: Literal["history", "nightly"]
     more_repeats: int = 0  # nightly only: extra runs tonight would settle a suspicion
+    phone_wide: bool = False  # nightly only: the phone's other series moved alike (not alerted)
 
 
 def _direction(change: float, higher_is_worse: bool) -> Direction:
@@ -331,3 +333,55 @@ def nightly_alert(nights: Sequence[Sequence[float]],
         relative_change=gate.effect, p_value=gate.p_value,
         direction=_direction(after - before, p.higher_is_worse), alerted=alerted, kind="nightly",
         more_repeats=more)
+
+
+def phone_factors(controls: Sequence[Sequence[Sequence[float]]]) -> list[float] | None:
+    """The phone's common level per night, from its control series (each a list of nights
+    of run values, aligned; an empty night: no value): per control, the night's median over
+    the control's median night; per night, the median over the controls that have a value.
+    None when a night has no control value at all."""
+    ratios: list[list[float]] = [[] for _ in range(len(controls[0]))] if controls else []
+    for control in controls:
+        medians = [float(np.median(n)) if len(n) else math.nan for n in control]
+        known = [m for m in medians if not math.isnan(m)]
+        if not known:
+            continue
+        level = float(np.median(known))
+        for night, m in enumerate(medians):
+            if not math.isnan(m) and level > 0:
+                ratios[night].append(m / level)
+    if not ratios or any(not r for r in ratios):
+        return None
+    return [float(np.median(r)) for r in ratios]
+
+
+def confirmed_alert(nights: Sequence[Sequence[float]],
+                    controls: Sequence[Sequence[Sequence[float]]] = (),
+                    params: ChangePointParams | None = None) -> ChangePoint | None:
+    """:func:`nightly_alert`, confirmed against the phone's other series.
+
+    ``controls``: the nights (aligned with ``nights``) of the same phone's series that share
+    nothing that changed with this one (other recipes whose recorded provenance stayed the
+    same). A night's level has a part every series of a phone shares (room, charger,
+    background load, the boot: Chromium's perf bots run a *reference build* next to the
+    build under test for the same reason). An alert must persist when the series is divided
+    by the phone's common level over the last ``baseline_nights + tail_nights`` nights
+    (:func:`phone_factors`): a change of this series' own (its build) does; a shift of the
+    whole phone with nothing recorded does not, and is returned with ``alerted`` False and
+    ``phone_wide`` True (history change points still show it once it lasts). Without usable
+    controls the plain nightly rule decides.
+    """
+    p = params or ChangePointParams()
+    raw = nightly_alert(nights, p)
+    if raw is None or not raw.alerted or not controls:
+        return raw
+    span = p.baseline_nights + p.tail_nights
+    factors = phone_factors([c[-span:] for c in controls])
+    if factors is None:
+        return raw
+    window = nights[-span:]
+    own = nightly_alert([[v / f for v in night] for night, f in
+                         zip(window, factors, strict=True)], p)
+    if own is None or (own.alerted and own.direction == raw.direction):
+        return raw
+    return dataclasses.replace(raw, alerted=False, phone_wide=True)
