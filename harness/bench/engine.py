@@ -43,7 +43,7 @@ from harness.bench.config import BenchConfig
 from harness.bench.fairness import wait_cool
 from harness.bench.gate import MAX_REPEATS, compare
 from harness.bench.matrix import Cell, Matrix, build_matrix
-from harness.bench.summary import SeriesKey, baseline_samples, judge_series, series_values
+from harness.bench.summary import Baseline, baseline_samples, judge_series, series_values
 from harness.bench.validity import judge
 from harness.device.device import Device
 from harness.device.errors import DeviceError
@@ -108,7 +108,9 @@ class BenchReport:
     failed_runs: int
     regressions: int
     resumed: bool = False
-    more_repeats: list[dict[str, Any]] = field(default_factory=list)
+    # the history's verdicts of tonight (harness.bench.history): regression, improvement,
+    # quality, each with what changed since the last good night
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -154,8 +156,7 @@ class Bench:
         self._lock = threading.Lock()
         self.lost: dict[str, str] = {}
         self.results: list[RunResult] = []
-        self.baseline: dict[SeriesKey, list[float]] = {}
-        self.more_repeats: list[dict[str, Any]] = []
+        self.baseline: dict[Any, Baseline] = {}
         # serial -> the run a worker is in (runner, cell, index, warm-up, conditions before)
         self._sets: dict[str, Any] = {}
         self._devices: dict[str, Device] = {}
@@ -451,9 +452,10 @@ class Bench:
         runs = [r for r in benches.bench_runs(store, self.bench_id)
                 if r.serial == cell.serial and r.series == cell.series]
         need = 0
-        for key, base in self.baseline.items():
+        for key, ref in self.baseline.items():
             if key.serial != cell.serial or key.series != cell.series:
                 continue
+            base = list(ref.values)
             tonight = series_values(runs, key)
             if len(base) < 2 or len(tonight) < 2:
                 continue
@@ -462,7 +464,33 @@ class Bench:
                 room = MAX_REPEATS - len(tonight)
                 need = max(need, min(gate.more_repeats, room,
                                      self.config.repeats_of(cell.entry)))
+        room = MAX_REPEATS - sum(1 for r in runs if not r.warmup)
+        need = max(need, min(self._history_need(store, cell), room,
+                             self.config.repeats_of(cell.entry)))
         return max(need, 0)
+
+    def _history(self, store: Store) -> list[dict[str, Any]]:
+        """Tonight's findings over the nights in the store (change points, the two-nights
+        alert, attribution, output drift)."""
+        from harness.bench.history import analyse
+
+        analysis = analyse(store, bench_id=self.bench_id)
+        return [{"serial": f.key.serial, "model": f.key.model, "recipe": f.key.recipe,
+                 "metric": f.key.metric, "variant": f.key.variant, "kind": f.kind,
+                 "median_before": f.median_before, "median_after": f.median_after,
+                 "relative_change": f.relative_change, "p_value": f.p_value,
+                 "last_good_bench": f.last_good_bench, "first_bad_bench": f.first_bad_bench,
+                 "changes": list(f.changes), "detail": f.detail}
+                for f in analysis.findings]
+
+    def _history_need(self, store: Store, cell: Cell) -> int:
+        """Extra runs tonight the history's nightly rule asks for (suspicious, unsettled)."""
+        from harness.bench.history import analyse
+
+        more = analyse(store, bench_id=self.bench_id).more_repeats
+        return max((n for key, n in more.items()
+                    if key.serial == cell.serial and key.recipe == cell.plan.recipe),
+                   default=0)
 
     # ---- the end ----------------------------------------------------------------------------
 
@@ -473,9 +501,11 @@ class Bench:
             for run_id, reason in marked.items():
                 benches.set_validity(store, run_id, "noisy", reason)
             runs = benches.bench_runs(store, self.bench_id)
+            findings = self._history(store)
             # interrupted runs are redone by --resume: not failures of the bench
             failed = [r for r in runs if r.validity == "failed" and r.status == "failed"]
-            regressions = sum(1 for s in series if s["verdict"] == "regression")
+            regressions = sum(1 for s in series if s["verdict"] == "regression") + sum(
+                1 for f in findings if f["kind"] in ("regression", "quality"))
             status = "regressed" if regressions else \
                 "failed" if failed or self.lost else "ok"
             rejected = [{"serial": r.serial, "series": r.series, "reason": r.reason}
@@ -485,8 +515,9 @@ class Bench:
                 [{"id": r.id, "serial": r.serial, "series": r.series, "status": r.status,
                   "validity": r.validity, "repeat_idx": r.repeat_idx, "warmup": r.warmup}
                  for r in runs],
-                dict(self.lost), len(failed), regressions, resumed)
+                dict(self.lost), len(failed), regressions, resumed, findings=findings)
             benches.finish_bench(store, self.bench_id, status,
                                  {"regressions": regressions, "failed_runs": len(failed),
-                                  "lost": dict(self.lost), "series": series})
+                                  "lost": dict(self.lost), "series": series,
+                                  "findings": findings})
         return report

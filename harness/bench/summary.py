@@ -72,8 +72,35 @@ def series_keys(runs: Sequence[BenchRun]) -> list[SeriesKey]:
     return sorted(keys)
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """A series' samples in its baseline bench, and what that bench's runs were made of."""
+
+    bench_id: str
+    values: tuple[float, ...]
+    provenance: dict[str, Any] | None
+
+
+def _provenance(runs: Sequence[BenchRun], key: SeriesKey) -> dict[str, Any] | None:
+    return next((r.provenance for r in _measured(runs, key.serial, key.series)
+                 if r.provenance is not None and (key.step, key.metric) in r.metrics), None)
+
+
+def changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """What differs between two runs' provenance, in words (attribution)."""
+    from harness.bench.attribution import Provenance, describe, diff
+
+    def prov(data: dict[str, Any]) -> Provenance:
+        return Provenance(data.get("asset_sets") or {}, str(data.get("harness_version", "")),
+                          str(data.get("fingerprint", "")))
+
+    if before is None or after is None:
+        return []
+    return describe(diff(prov(before), prov(after)))
+
+
 def baseline_samples(store: Store, bench_id: str,
-                     ref: str | None) -> dict[SeriesKey, list[float]]:
+                     ref: str | None) -> dict[SeriesKey, Baseline]:
     """Samples per series of the baseline ``ref`` (None: no baseline)."""
     if not ref:
         return {}
@@ -82,14 +109,14 @@ def baseline_samples(store: Store, bench_id: str,
         candidates = benches.previous_benches(store, current.started_at)
     else:
         candidates = [benches.get_bench(store, ref).id]
-    found: dict[SeriesKey, list[float]] = {}
+    found: dict[SeriesKey, Baseline] = {}
     for candidate in candidates:
         runs = benches.bench_runs(store, candidate)
         for key in series_keys(runs):
             if key not in found:
                 values = series_values(runs, key)
                 if values:
-                    found[key] = values
+                    found[key] = Baseline(candidate, tuple(values), _provenance(runs, key))
     return found
 
 
@@ -99,7 +126,7 @@ def _verdict(gate_verdict: str, effect: float) -> str:
     return "same" if gate_verdict == "different" else gate_verdict
 
 
-def judge_series(runs: Sequence[BenchRun], baseline: Mapping[SeriesKey, Sequence[float]],
+def judge_series(runs: Sequence[BenchRun], baseline: Mapping[SeriesKey, Baseline],
                  config: BenchConfig) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """One dict per series (summary, gate, verdict) and the runs to mark ``noisy``."""
     found: list[dict[str, Any]] = []
@@ -125,14 +152,19 @@ def judge_series(runs: Sequence[BenchRun], baseline: Mapping[SeriesKey, Sequence
             found.append({**row, "verdict": "no valid runs"})
             continue
         row["summary"] = asdict(summarize(values, max_cv=max_cv))
-        base = list(baseline.get(key, ()))
-        if len(base) < 2 or len(values) < 2:
+        ref = baseline.get(key)
+        base = list(ref.values) if ref else []
+        if ref is None or len(base) < 2 or len(values) < 2:
             found.append({**row, "verdict": "no baseline" if not base else "unknown"})
             continue
+        row["baseline"] = ref.bench_id
         gate = compare(base, values, min_effect=min_effect)
         row["gate"] = {"verdict": gate.verdict, "p_value": gate.p_value,
                        "effect": gate.effect, "median_before": gate.median_a,
                        "median_after": gate.median_b, "n_before": gate.n_a,
                        "n_after": gate.n_b, "more_repeats": gate.more_repeats}
-        found.append({**row, "verdict": _verdict(gate.verdict, gate.effect)})
+        verdict = _verdict(gate.verdict, gate.effect)
+        if verdict in ("regression", "improvement"):
+            row["changes"] = changes(ref.provenance, _provenance(runs, key))
+        found.append({**row, "verdict": verdict})
     return found, noisy

@@ -138,6 +138,16 @@ def _print_report(data: dict[str, Any]) -> None:
             summary["verdict"] if summary else "-",
             f"{gate['effect']:+.1%} p={gate['p_value']:.3g}" if gate else "-", s["verdict"])
     out.print(table)
+    for s in data["series"]:
+        for change in s.get("changes", ()):
+            out.print(f"{s['verdict']} {escape(s['serial'])} {escape(s['series'])} "
+                      f"{escape(s['step'])}/{escape(s['metric'])}: changed: {escape(change)}",
+                      highlight=False)
+    for f in data["findings"]:
+        colour = "green" if f["kind"] == "improvement" else "red"
+        out.print(f"[{colour}]{f['kind']}[/] {escape(f['detail'])}", markup=True)
+        for change in f["changes"]:
+            out.print(f"  changed: {escape(change)}", highlight=False)
     for serial, why in data["lost"].items():
         out.print(f"[red]lost[/] {escape(serial)}: {escape(why)}", markup=True)
     invalid = [r for r in data["runs"] if r["validity"] not in ("valid", None)]

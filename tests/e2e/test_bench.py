@@ -237,6 +237,42 @@ def test_a_phone_lost_mid_bench_is_reported_and_the_others_finish(tmp_path: Path
     assert finished == [(4,)]
 
 
+def test_a_slower_build_is_a_regression_named_by_its_asset_change(
+        tmp_path: Path, sim_farm: SimFarm) -> None:
+    from harness.assets.hashcache import sha256_file
+    from harness.sim import builds
+
+    record = sim_farm.phone("sm8650-24g")
+    farm = farm_file(tmp_path, sim_farm, {record.adb_serial: "build"})
+    shipped, recipes = tmp_path / "builds", tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "assets.yaml").write_text(  # sd15-binary from the test's own build folder
+        f"sets:\n  sd15-binary:\n    root: {shipped}\n    entries:\n"
+        "      - {src: sd15_pipeline_run, dest: /data/local/tmp/sd15_pipeline_run, "
+        "mode: '0755'}\n")
+    config = config_file(tmp_path, "build", "build",
+                         "  - recipe: sd15-512\n    params: {steps: 4}\n", repeat=5)
+
+    def ship(build: builds.Build) -> str:
+        (path,) = builds.write_build(shipped, build, ["sd15_pipeline_run"])
+        return sha256_file(path)
+
+    old = ship(builds.Build())
+    code, _, err = bench(tmp_path, farm, config, "b.sqlite", "--recipes-dir", str(recipes))
+    assert code == 0, err
+    new = ship(builds.Build(speed=1.10, label="nightly-2"))
+    result = harness("bench", "--config", str(config), "--farm", str(farm), "--db",
+                     str(tmp_path / "b.sqlite"), "--recipes-dir", str(recipes), "--baseline",
+                     "last", cwd=tmp_path)
+    assert result.returncode == 6, result.stderr  # a regression
+    assert (f"regression {record.adb_serial} sd15-512 pipeline/total_s: changed: sd15-binary "
+            f"changed: sd15_pipeline_run {old[:8]} -> {new[:8]}") in result.stdout
+    (summary,) = rows(tmp_path / "b.sqlite", "SELECT summary_json FROM benches WHERE status = "
+                                             "'regressed'")
+    total = next(s for s in json.loads(summary[0])["series"] if s["metric"] == "total_s")
+    assert total["gate"]["effect"] == pytest.approx(0.10, abs=0.03)
+
+
 def hot_until_synced(phone: PhoneState, celsius: float, db: Path) -> threading.Thread:
     """Keep the phone at ``celsius`` until the bench has synced it (the virtual phone cools
     in a few wall seconds at the tests' time scale): its first run then starts hot."""

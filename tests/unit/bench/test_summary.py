@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from harness.bench.config import BenchConfig
-from harness.bench.summary import SeriesKey, judge_series, series_values
+from harness.bench.summary import Baseline, SeriesKey, judge_series, series_values
 from harness.results.benches import BenchRun
 
 
-def _run(i: int, value: float, validity: str = "valid", warmup: bool = False) -> BenchRun:
+def _run(i: int, value: float, validity: str = "valid", warmup: bool = False,
+         provenance: dict[str, Any] | None = None) -> BenchRun:
     return BenchRun(f"R{i:03d}", "P1", "sd15-512", "sd15-512", "ok" if validity != "failed"
                     else "failed", validity, i, warmup, float(i), "B",
                     {("pipeline", "total_s"): value, ("pipeline", "steps"): 20.0}, "SM-S9280",
-                    None)
+                    provenance)
 
 
 KEY = SeriesKey("P1", "sd15-512", "pipeline", "total_s")
@@ -35,11 +38,18 @@ def test_only_valid_measured_runs_count_and_outliers_are_marked() -> None:
 
 def test_a_slowdown_against_the_baseline_is_a_regression() -> None:
     rng = np.random.default_rng(5)
-    base = list(9.2 * (1 + 0.01 * rng.standard_normal(10)))
+    values = tuple(9.2 * (1 + 0.01 * rng.standard_normal(10)))
+    base = Baseline("B0", values, {"asset_sets": {"sd15-binary": {"sd15_pipeline_run": "a" * 64}},
+                                   "harness_version": "1", "fingerprint": "f"})
     slow = [_run(i, v) for i, v in enumerate(9.2 * 1.05 * (1 + 0.01 * rng.standard_normal(10)))]
     same = [_run(i, v) for i, v in enumerate(9.2 * (1 + 0.01 * rng.standard_normal(10)))]
-    assert judge_series(slow, {KEY: base}, BenchConfig())[0][0]["verdict"] == "regression"
+    slow = [_run(i, v, provenance={"asset_sets": {"sd15-binary": {"sd15_pipeline_run": "b" * 64}},
+                                   "harness_version": "1", "fingerprint": "f"})
+            for i, v in enumerate(r.metrics[("pipeline", "total_s")] for r in slow)]
+    (row,), _ = judge_series(slow, {KEY: base}, BenchConfig())
+    assert row["verdict"] == "regression" and row["baseline"] == "B0"
+    assert row["changes"] == ["sd15-binary changed: sd15_pipeline_run aaaaaaaa -> bbbbbbbb"]
     assert judge_series(same, {KEY: base}, BenchConfig())[0][0]["verdict"] in ("same",
                                                                                 "unknown")
-    fast = [_run(i, v * 0.9) for i, v in enumerate(base)]
+    fast = [_run(i, v * 0.9) for i, v in enumerate(values)]
     assert judge_series(fast, {KEY: base}, BenchConfig())[0][0]["verdict"] == "improvement"
