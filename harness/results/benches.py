@@ -78,8 +78,15 @@ def create_bench(store: Store, config_json: str, shard: str | None,
 
 
 def reopen_bench(store: Store, bench_id: str) -> BenchRecord:
-    """Take over an unfinished bench for ``--resume`` (any status but ``ok``)."""
+    """Take over a bench for ``--resume``; refused while another live process runs it."""
     record = get_bench(store, bench_id)
+    row = store.conn.execute("SELECT host, holder_pid, holder_start FROM benches WHERE id = ?",
+                             (record.id,)).fetchone()
+    if record.status == "running" and row["holder_pid"] is not None:
+        holder = Holder(row["host"] or "", row["holder_pid"], row["holder_start"] or "")
+        if not holder.local or not holder.dead_here():
+            raise UsageError(f"bench {record.id} is still running ({holder.describe()})",
+                             hint="stop it first, or wait for it to end")
     me = Holder.me()
     with store._tx() as tx:
         tx.execute("UPDATE benches SET status = 'running', ended_at = NULL, holder_pid = ?, "
