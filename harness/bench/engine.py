@@ -157,9 +157,10 @@ class Bench:
         self.lost: dict[str, str] = {}
         self.results: list[RunResult] = []
         self.baseline: dict[Any, Baseline] = {}
-        # serial -> the run a worker is in (runner, cell, index, warm-up, conditions before)
-        self._sets: dict[str, Any] = {}
+        self._sets: dict[str, Any] = {}  # asset sets by name
         self._devices: dict[str, Device] = {}
+        self._threads: list[threading.Thread] = []
+        # serial -> the run a worker is in (runner, cell, index, warm-up, conditions before)
         self._current: dict[str, tuple[Runner, Cell, int, bool, Conditions, dict[str, Any],
                                        ThermalLimits]] = {}
 
@@ -168,10 +169,25 @@ class Bench:
     def run(self) -> BenchReport:
         with Store.open(self.request.db_path) as store:
             resumed = self._open_bench(store)
-            farm = discover(self.request)
-            pool = farm.discover()
-            matrix = build_matrix(self.config, plans_of(self.config, self.request), farm, pool,
-                                  self.request.shard)
+        try:
+            farm, matrix, done = self._setup(resumed)
+            self._run_workers(farm, matrix, done)
+        except KeyboardInterrupt as exc:
+            self._interrupted(exc)
+            raise
+        except HarnessError as exc:  # before any run (a recipe, the farm, asset sets)
+            with Store.open(self.request.db_path) as store:
+                benches.add_event(store, self.bench_id, "error", detail={"error": str(exc)})
+                benches.finish_bench(store, self.bench_id, "failed", {"error": str(exc)})
+            raise
+        return self._finish(matrix, resumed)
+
+    def _setup(self, resumed: bool) -> tuple[Farm, Matrix, set[tuple[str, str, bool, int]]]:
+        """The matrix, its rejections recorded, what is already done, the baseline."""
+        plans = plans_of(self.config, self.request)
+        farm = discover(self.request)
+        matrix = build_matrix(self.config, plans, farm, farm.discover(), self.request.shard)
+        with Store.open(self.request.db_path) as store:
             if not resumed:
                 for r in matrix.rejected:
                     benches.add_event(store, self.bench_id, "rejected", r.serial, r.series,
@@ -179,12 +195,7 @@ class Bench:
             done = self._finished(store)
             self.baseline = baseline_samples(store, self.bench_id, self.config.baseline)
         self._load_sets(matrix)
-        try:
-            self._run_workers(farm, matrix, done)
-        except KeyboardInterrupt as exc:
-            self._interrupted(exc)
-            raise
-        return self._finish(matrix, resumed)
+        return farm, matrix, done
 
     def _load_sets(self, matrix: Matrix) -> None:
         """The asset sets of every cell, loaded once (the virtual farm's demo tree built
@@ -237,7 +248,7 @@ class Bench:
         self._stop.set()
         why = f"interrupted ({interrupt_name(exc)})"
         for _attempt in range(3):
-            alive = [t for t in getattr(self, "_threads", []) if t.is_alive()]
+            alive = [t for t in self._threads if t.is_alive()]
             if not alive:
                 break
             for t in alive:
