@@ -128,12 +128,12 @@ def test_three_phones_two_recipes_an_oom_and_shards_merged(tmp_path: Path,
     steps = rows(db, "SELECT COUNT(*) FROM steps s JOIN runs r ON r.id = s.run_id WHERE "
                      "r.bench_id = ?", report["bench_id"])
     assert steps[0][0] >= len(measured)
-    series = {(s["serial"], s["series"], s["metric"]): s for s in report["series"]}
-    total = series[(big, "sd15-10", "total_s")]
+    by_series = {(s["serial"], s["series"], s["metric"]): s for s in report["series"]}
+    total = by_series[(big, "sd15-10", "total_s")]
     assert total["summary"]["n"] == 2 and total["verdict"] == "no baseline"
     # the 10-step entry really ran 10 steps: about half the 20-step time
-    assert total["summary"]["median"] < 0.7 * series[(big, "sd15-512", "total_s")]["summary"][
-        "median"]
+    assert total["summary"]["median"] < 0.7 * by_series[(big, "sd15-512", "total_s")][
+        "summary"]["median"]
     synced = rows(db, "SELECT serial FROM bench_events WHERE kind = 'synced'")
     assert sorted(s for (s,) in synced) == sorted((big, mid, small))  # once per phone
 
