@@ -321,8 +321,8 @@ def _controls(key: SeriesKey, kept: Sequence[Night], all_nights: Mapping[SeriesK
         return []
     controls = []
     for other, nights in all_nights.items():
-        if (other.serial, other.variant) != (key.serial, key.variant) or \
-                other.recipe == key.recipe or not _steady(nights, span[0].started_at):
+        if other.serial != key.serial or other.recipe == key.recipe or \
+                not _steady(nights, span[0].started_at):
             continue
         by_bench = {n.bench_id: n.valid for n in nights}
         controls.append([by_bench.get(n.bench_id, ()) for n in kept])
