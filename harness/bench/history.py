@@ -213,6 +213,8 @@ def _variants(runs: Sequence[BenchRun]) -> dict[str, str]:
 
 
 def _reason(run: BenchRun) -> str:
+    if run.validity == "valid":
+        return "valid: the figure is missing from this run"
     validity = run.validity or ("failed" if run.status != "ok" else "unjudged")
     reason = run.validity_reason or ("no validity verdict was recorded"
                                      if run.validity is None else "")
