@@ -9,10 +9,11 @@ session offset across recipes, as a virtual phone does; a phone reboots (a new b
 with probability ``--reboot-rate`` a night.
 
 Each night every series (phone x recipe, metric = the recipe's loop time) gets ``--repeats``
-measured runs and is checked exactly as ``harness bench`` checks it
-(:func:`harness.bench.changepoint.nightly_alert`, which
-:func:`harness.bench.history.analyse` calls per series); when the check asks for more repeats
-(adaptive repeats) tonight is topped up and checked again.
+measured runs and is checked exactly as :func:`harness.bench.history.analyse` checks it
+(:func:`harness.bench.changepoint.confirmed_alert`: the nightly rule, confirmed against the
+same phone's other recipe when that one had no new build in the window; ``--no-controls``:
+the nightly rule alone); when the check asks for more repeats (adaptive repeats) tonight is
+topped up and checked again.
 
 (a) noise only, ``--trials`` farms x 30 nights: every alert is a false alarm.
 (b) the same farms, and on a random night in [12, nights - 2) a new build of the recipe's
@@ -20,7 +21,7 @@ measured runs and is checked exactly as ``harness bench`` checks it
     its first regression alert (2 = on the second slow night, the least the two-nights rule
     allows) and the share flagged within two nights; alerts before the new build are false.
 
-    python benchmarks/nights.py [--trials 60] [--seed 11] [--noise-scale 1.0]
+    python benchmarks/nights.py [--trials 60] [--seed 11] [--noise-scale 1.0] [--no-controls]
 """
 
 from __future__ import annotations

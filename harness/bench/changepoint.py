@@ -55,6 +55,11 @@ Two questions, two functions:
    night, 2 % run noise, 0.7 % night offsets, drift, outlier runs): see the README ("Bench
    statistics") for the measured false-alarm rate and detection delay.
 
+3. :func:`confirmed_alert` — tonight, against the phone's other series: the nightly alert,
+   dropped (``phone_wide``) when the same phone's recipes without a recorded change moved
+   alike (a reference, as Chromium's perf bots run a reference build); measured on the
+   virtual farm's own noise model by ``benchmarks/nights.py``.
+
 ``higher_is_worse`` (default True, for times) decides whether an increase is a regression.
 """
 
@@ -358,18 +363,20 @@ def phone_factors(controls: Sequence[Sequence[Sequence[float]]]) -> list[float] 
 def confirmed_alert(nights: Sequence[Sequence[float]],
                     controls: Sequence[Sequence[Sequence[float]]] = (),
                     params: ChangePointParams | None = None) -> ChangePoint | None:
-    """:func:`nightly_alert`, confirmed against the phone's other series.
+    """:func:`nightly_alert`, checked against the phone's other series.
 
     ``controls``: the nights (aligned with ``nights``) of the same phone's series that share
     nothing that changed with this one (other recipes whose recorded provenance stayed the
     same). A night's level has a part every series of a phone shares (room, charger,
-    background load, the boot: Chromium's perf bots run a *reference build* next to the
-    build under test for the same reason). An alert must persist when the series is divided
-    by the phone's common level over the last ``baseline_nights + tail_nights`` nights
-    (:func:`phone_factors`): a change of this series' own (its build) does; a shift of the
-    whole phone with nothing recorded does not, and is returned with ``alerted`` False and
-    ``phone_wide`` True (history change points still show it once it lasts). Without usable
-    controls the plain nightly rule decides.
+    background load, the boot): Chromium's perf bots run a *reference build* next to the
+    build under test for this reason, and a change the reference shows too is the machine's.
+    Here the reference is the phone's common level (:func:`phone_factors`) over the last
+    ``baseline_nights + tail_nights`` nights: its shift from the baseline nights (median) to
+    the tail nights (mean). When that shift has the alert's direction and is at least half
+    of the alert's relative change (the alert's own part is then not past the midpoint, the
+    two-nights rule's criterion), the change is the whole phone's with nothing recorded: it
+    is returned with ``alerted`` False and ``phone_wide`` True (history change points still
+    show it once it lasts). Without usable controls the plain nightly rule decides.
     """
     p = params or ChangePointParams()
     raw = nightly_alert(nights, p)
@@ -377,11 +384,10 @@ def confirmed_alert(nights: Sequence[Sequence[float]],
         return raw
     span = p.baseline_nights + p.tail_nights
     factors = phone_factors([c[-span:] for c in controls])
-    if factors is None:
+    if factors is None or len(factors) <= p.tail_nights:
         return raw
-    window = nights[-span:]
-    own = nightly_alert([[v / f for v in night] for night, f in
-                         zip(window, factors, strict=True)], p)
-    if own is None or (own.alerted and own.direction == raw.direction):
-        return raw
-    return dataclasses.replace(raw, alerted=False, phone_wide=True)
+    before = float(np.median(factors[:-p.tail_nights]))
+    shift = float(np.mean(factors[-p.tail_nights:])) / before - 1.0
+    if shift * raw.relative_change > 0 and abs(shift) >= abs(raw.relative_change) / 2.0:
+        return dataclasses.replace(raw, alerted=False, phone_wide=True)
+    return raw

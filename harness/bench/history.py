@@ -213,6 +213,8 @@ def _variants(runs: Sequence[BenchRun]) -> dict[str, str]:
 
 
 def _reason(run: BenchRun) -> str:
+    if run.validity == "valid":
+        return "valid: the figure is missing from this run"
     validity = run.validity or ("failed" if run.status != "ok" else "unjudged")
     reason = run.validity_reason or ("no validity verdict was recorded"
                                      if run.validity is None else "")
@@ -321,8 +323,8 @@ def _controls(key: SeriesKey, kept: Sequence[Night], all_nights: Mapping[SeriesK
         return []
     controls = []
     for other, nights in all_nights.items():
-        if (other.serial, other.variant) != (key.serial, key.variant) or \
-                other.recipe == key.recipe or not _steady(nights, span[0].started_at):
+        if other.serial != key.serial or other.recipe == key.recipe or \
+                not _steady(nights, span[0].started_at):
             continue
         by_bench = {n.bench_id: n.valid for n in nights}
         controls.append([by_bench.get(n.bench_id, ()) for n in kept])

@@ -26,7 +26,7 @@ from harness.bench.changepoint import ChangePointParams
 from harness.bench.history import analyse
 from harness.results.store import Store
 from harness.run.runner import RunRequest, run_recipe
-from harness.sim import builds
+from harness.sim import builds, speed
 from tests.helpers import harness
 from tests.simfarm import SimFarm
 
@@ -148,3 +148,16 @@ def test_an_os_update_shows_in_getprop(tmp_path: Path, sim_farm: SimFarm) -> Non
     assert after == done["after"]
     bad = harness("sim", "os-update", "no-such-phone")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_noise_and_nights_are_set_per_phone(sim_farm: SimFarm) -> None:
+    record = sim_farm.phone("sm8650-24g")
+    ctl = record.layout.ctl
+    try:
+        assert harness("sim", "noise", "realistic", "--serial", record.serial).returncode == 0
+        assert speed.load_noise(ctl) == speed.REALISTIC
+    finally:
+        assert harness("sim", "noise", "quiet", "--serial", record.serial).returncode == 0
+    assert speed.load_noise(ctl) == speed.QUIET
+    assert harness("sim", "night", "night-7", "--serial", record.serial).returncode == 0
+    assert speed.session_key(ctl) == "night-7"
