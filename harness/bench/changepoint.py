@@ -55,11 +55,17 @@ Two questions, two functions:
    night, 2 % run noise, 0.7 % night offsets, drift, outlier runs): see the README ("Bench
    statistics") for the measured false-alarm rate and detection delay.
 
+3. :func:`confirmed_alert` — tonight, against the phone's other series: the nightly alert,
+   dropped (``phone_wide``) when the same phone's recipes without a recorded change moved
+   alike (a reference, as Chromium's perf bots run a reference build); measured on the
+   virtual farm's own noise model by ``benchmarks/nights.py``.
+
 ``higher_is_worse`` (default True, for times) decides whether an increase is a regression.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -115,6 +121,7 @@ class ChangePoint:
     alerted: bool
     kind: Literal["history", "nightly"]
     more_repeats: int = 0  # nightly only: extra runs tonight would settle a suspicion
+    phone_wide: bool = False  # nightly only: the phone's other series moved alike (not alerted)
 
 
 def _direction(change: float, higher_is_worse: bool) -> Direction:
@@ -331,3 +338,56 @@ def nightly_alert(nights: Sequence[Sequence[float]],
         relative_change=gate.effect, p_value=gate.p_value,
         direction=_direction(after - before, p.higher_is_worse), alerted=alerted, kind="nightly",
         more_repeats=more)
+
+
+def phone_factors(controls: Sequence[Sequence[Sequence[float]]]) -> list[float] | None:
+    """The phone's common level per night, from its control series (each a list of nights
+    of run values, aligned; an empty night: no value): per control, the night's median over
+    the control's median night; per night, the median over the controls that have a value.
+    None when a night has no control value at all."""
+    ratios: list[list[float]] = [[] for _ in range(len(controls[0]))] if controls else []
+    for control in controls:
+        medians = [float(np.median(n)) if len(n) else math.nan for n in control]
+        known = [m for m in medians if not math.isnan(m)]
+        if not known:
+            continue
+        level = float(np.median(known))
+        for night, m in enumerate(medians):
+            if not math.isnan(m) and level > 0:
+                ratios[night].append(m / level)
+    if not ratios or any(not r for r in ratios):
+        return None
+    return [float(np.median(r)) for r in ratios]
+
+
+def confirmed_alert(nights: Sequence[Sequence[float]],
+                    controls: Sequence[Sequence[Sequence[float]]] = (),
+                    params: ChangePointParams | None = None) -> ChangePoint | None:
+    """:func:`nightly_alert`, checked against the phone's other series.
+
+    ``controls``: the nights (aligned with ``nights``) of the same phone's series that share
+    nothing that changed with this one (other recipes whose recorded provenance stayed the
+    same). A night's level has a part every series of a phone shares (room, charger,
+    background load, the boot): Chromium's perf bots run a *reference build* next to the
+    build under test for this reason, and a change the reference shows too is the machine's.
+    Here the reference is the phone's common level (:func:`phone_factors`) over the last
+    ``baseline_nights + tail_nights`` nights: its shift from the baseline nights (median) to
+    the tail nights (mean). When that shift has the alert's direction and is at least half
+    of the alert's relative change (the alert's own part is then not past the midpoint, the
+    two-nights rule's criterion), the change is the whole phone's with nothing recorded: it
+    is returned with ``alerted`` False and ``phone_wide`` True (history change points still
+    show it once it lasts). Without usable controls the plain nightly rule decides.
+    """
+    p = params or ChangePointParams()
+    raw = nightly_alert(nights, p)
+    if raw is None or not raw.alerted or not controls:
+        return raw
+    span = p.baseline_nights + p.tail_nights
+    factors = phone_factors([c[-span:] for c in controls])
+    if factors is None or len(factors) <= p.tail_nights:
+        return raw
+    before = float(np.median(factors[:-p.tail_nights]))
+    shift = float(np.mean(factors[-p.tail_nights:])) / before - 1.0
+    if shift * raw.relative_change > 0 and abs(shift) >= abs(raw.relative_change) / 2.0:
+        return dataclasses.replace(raw, alerted=False, phone_wide=True)
+    return raw

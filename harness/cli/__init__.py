@@ -142,9 +142,9 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from harness.cli import bundle, devices, recipes, repro, run, runs, sim, sync
+    from harness.cli import bench, bundle, devices, recipes, repro, run, runs, sim, sync
 
-    for module in (devices, run, sim, sync, recipes, runs, repro, bundle):
+    for module in (devices, run, bench, sim, sync, recipes, runs, repro, bundle):
         for command in module.COMMANDS:
             cli.add_command(command)
 

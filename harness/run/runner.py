@@ -82,6 +82,7 @@ class RunOptions:
     # phones of the farm with at least this much RAM (for an out-of-memory hint)
     fitting: Callable[[float], tuple[str, ...]] | None = None
     telemetry: TelemetryOptions = field(default_factory=TelemetryOptions)
+    bench_id: str | None = None  # the run belongs to this bench (``harness bench``)
 
 
 @dataclass
@@ -186,6 +187,7 @@ class Runner:
         self._facts: DeviceFacts | None = None
         self._line_times: list[tuple[float | None, str]] = []  # the step's lines, seconds in
         self._before = oom.parse_probe("")  # the phone's clocks and memory before the step
+        self.run_id: str | None = None  # once begun (a bench annotates an interrupted run)
 
     def _phase(self, text: str) -> None:
         log.info("%s: %s", self.device.serial, text)
@@ -227,7 +229,9 @@ class Runner:
         (self.run_dir / "run.sh").write_text(render_shell(self.plan))
         run_id = self.store.begin_run(self.plan, serial=self.device.serial,
                                       device=facts.to_dict(), run_dir=self.run_dir,
-                                      temps_before=_temps(facts), host=socket.gethostname())
+                                      temps_before=_temps(facts), host=socket.gethostname(),
+                                      bench_id=self.options.bench_id)
+        self.run_id = run_id
         steps: list[StepSummary] = []
         status, diagnosis = "ok", None
         try:
