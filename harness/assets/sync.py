@@ -186,16 +186,25 @@ class Syncer:
         self.round_trips += batches
         return [plan_set(s, local[s.name], remote, delete) for s in sets]
 
-    def _probe_space(self, plans: Sequence[SetPlan]) -> DiskSpace:
-        """One round trip: remove every harness temporary left by dead pushes (we hold the
-        phone's lease, so none is in use), then read free space, block size, free inodes."""
-        roots = tmp_roots(plans)
-        own = "" if self._resume is None else \
-            f"! -name {devshell.quote('*' + TMP_MARK + self._resume.token + '*')} "
+    def _probe_space(self, plans: Sequence[SetPlan], sweep: bool = False) -> DiskSpace:
+        """One round trip: remove temporaries left by dead pushes (we hold the phone's
+        lease, so none is in use), then read free space, block size, free inodes.
+
+        Without ``sweep``: the temporaries of these sets, which the listing found, by name.
+        With it: every harness temporary under the folders that can hold one (a ``find``
+        over them: ~20-40 ms on a phone holding a few thousand files, so only when the
+        space is short: other sets' dead pushes may be what fills the phone).
+        """
+        own = None if self._resume is None else TMP_MARK + self._resume.token
+        if sweep:
+            keep = "" if own is None else f"! -name {devshell.quote('*' + own + '*')} "
+            remove = (f"find {' '.join(devshell.quote(r) for r in tmp_roots(plans))} "
+                      f"-name '*{TMP_MARK}*' {keep}-prune -exec rm -rf {{}} + 2>/dev/null; ")
+        else:
+            known = [t for p in plans for t in p.stale_tmp if own is None or own not in t]
+            remove = "".join(f"rm -rf {devshell.quote(t)} 2>/dev/null; " for t in known)
         out = self._shell(
-            f"find {' '.join(devshell.quote(r) for r in roots)} -name '*{TMP_MARK}*' {own}"
-            "-prune "
-            f"-exec rm -rf {{}} + 2>/dev/null; rm -rf {devshell.quote(SCRIPT_DIR)} 2>/dev/null; "
+            f"{remove}rm -rf {devshell.quote(SCRIPT_DIR)} 2>/dev/null; "
             f"df -k {DEVICE_TMP} 2>/dev/null | tail -n 1; echo {SECTION}; "
             f"stat -f -c '%S %d' {DEVICE_TMP} 2>/dev/null; true", timeout=600)
         for plan in plans:
@@ -238,7 +247,10 @@ class Syncer:
                      len(p.repaired), len(p.local),
                      "" if p.manifest_current else "; manifest out of date")
         if needed or any(p.push for p in plans):
-            self._check_space(plans, self._probe_space(plans))
+            try:
+                self._check_space(plans, self._probe_space(plans))
+            except InsufficientSpace:  # look again once every dead push's leftovers are gone
+                self._check_space(plans, self._probe_space(plans, sweep=True))
         if any(p.push or p.chmod or p.delete or p.stale_tmp or not p.manifest_current
                for p in plans):
             self._apply(plans, progress)
