@@ -11,7 +11,6 @@ import gc
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -45,6 +44,8 @@ def _fail(message: str, hint: str | None, code: int, exc: BaseException | None =
     with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
         if exc is not None and state is not None and state.debug:
             # The chain of causes behind the one-line message (adbutils, socket, OS errors).
+            import traceback
+
             sys.stderr.write("".join(traceback.format_exception(exc)))
         err.print(f"[bold red]error:[/] {escape(_one_line(message))}"
                   + (f" [dim]({escape(_one_line(hint))})[/]" if hint else ""),
