@@ -4,17 +4,54 @@ Piped output (logs, CI) gets wide tables instead of 80 columns of truncated cell
 off by default — recipe text, prompts and phone output print verbatim, brackets and all — and
 is turned on per call (``markup=True``) where a message is styled. Only CLI modules import
 this: core code never prints.
+
+rich is imported when a console is first used, not when this module is: ``harness --help``
+and a command that prints one line do not pay for it (rich.console, rich.markup and the
+emoji table: ~35 ms of a command's start).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PIPE_WIDTH_COLUMNS = 200
 
-out = Console(highlight=False, soft_wrap=True, markup=False,
-              width=None if sys.stdout.isatty() else PIPE_WIDTH_COLUMNS)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False,
-              width=None if sys.stderr.isatty() else PIPE_WIDTH_COLUMNS)
+
+class _LazyConsole:
+    """Stands in for a rich ``Console`` made on first use (every attribute forwarded)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def _get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            stream = sys.stderr if self._stderr else sys.stdout
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True,
+                                    markup=False,
+                                    width=None if stream.isatty() else PIPE_WIDTH_COLUMNS)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+
+def escape(text: str) -> str:
+    """``rich.markup.escape``: ``text`` shown verbatim inside markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+if TYPE_CHECKING:
+    out: Console
+    err: Console
+else:
+    out = _LazyConsole(stderr=False)
+    err = _LazyConsole(stderr=True)

@@ -316,7 +316,8 @@ class FakeDevice(Device):
             return 0, b"", b""  # folders are implicit in a dict of files
         if m := SHA256_RE.match(line):
             return self._sha256sum(_word(m[1]), _word(m[2]))
-        if line.startswith("find ") and " -exec rm -rf {} + 2>/dev/null;" in line:
+        if ((line.startswith("find ") and " -exec rm -rf {} + 2>/dev/null;" in line)
+                or "echo @@harness-sync:" in line):
             return self._sweep(line)
         if line == "df -k /data/local/tmp 2>/dev/null | tail -n 1":
             used = sum(len(v) for v in self.files.values()) // 1024
@@ -422,14 +423,17 @@ class FakeDevice(Device):
         raise NotEmulated(f"finish script command: {argv}")
 
     def _sweep(self, line: str) -> tuple[int, bytes, bytes]:
-        """Sync's clean-up of temporaries (``find ROOTS -name PATTERN -prune -exec rm -rf``),
-        optionally followed by its space probe (``df -k``, a mark, ``stat -f -c '%S %d'``)."""
-        m = re.search(r"-name ('[^']*'|\S+) (?:! -name ('[^']*'|\S+) )?-prune", line)
-        assert m is not None, line
-        pattern, keep = _word(m[1]), _word(m[2]) if m[2] else None
-        for path in [p for p in self.files if fnmatch.fnmatch(posixpath.basename(p), pattern)
-                     and not (keep and fnmatch.fnmatch(posixpath.basename(p), keep))]:
-            self._remove(path)
+        """Sync's clean-up of temporaries (``find ROOTS -name PATTERN -prune -exec rm -rf``,
+        or ``rm -rf PATH`` of each), optionally followed by its space probe (``df -k``, a
+        mark, ``stat -f -c '%S %d'``)."""
+        if line.startswith("find "):
+            m = re.search(r"-name ('[^']*'|\S+) (?:! -name ('[^']*'|\S+) )?-prune", line)
+            assert m is not None, line
+            pattern, keep = _word(m[1]), _word(m[2]) if m[2] else None
+            for path in [p for p in self.files
+                         if fnmatch.fnmatch(posixpath.basename(p), pattern)
+                         and not (keep and fnmatch.fnmatch(posixpath.basename(p), keep))]:
+                self._remove(path)
         for folder in re.findall(r"rm -rf ('[^']*'|\S+) 2>/dev/null;", line):
             self._remove(_word(folder))
         out = ""

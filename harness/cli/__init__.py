@@ -12,16 +12,14 @@ import gc
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import click
-from rich.markup import escape
 
 from harness import __version__
-from harness.console import err
+from harness.console import err, escape
 from harness.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, HarnessError
 from harness.run.signals import Terminated, signals_as_interrupts
 
@@ -47,6 +45,8 @@ def _fail(message: str, hint: str | None, code: int, exc: BaseException | None =
     with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
         if exc is not None and state is not None and state.debug:
             # The chain of causes behind the one-line message (adbutils, socket, OS errors).
+            import traceback
+
             sys.stderr.write("".join(traceback.format_exception(exc)))
         err.print(f"[bold red]error:[/] {escape(_one_line(message))}"
                   + (f" [dim]({escape(_one_line(hint))})[/]" if hint else ""),
@@ -99,12 +99,28 @@ def _main(argv: list[str] | None) -> None:
     sys.exit(0)
 
 
+class _RichOnFirstRecord(logging.Handler):
+    """A rich handler made when the first record passes the level (most commands log
+    nothing at the default level: they do not import rich.logging, ~20 ms)."""
+
+    def __init__(self, show_time: bool) -> None:
+        super().__init__()
+        self._show_time = show_time
+        self._rich: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._rich is None:
+            from rich.logging import RichHandler
+
+            self._rich = RichHandler(console=err, show_time=self._show_time, show_path=False,
+                                     markup=False, rich_tracebacks=False)
+        self._rich.handle(record)
+
+
 def configure_logging(verbose: int, quiet: bool, debug: bool) -> None:
     """Send the core's log records (the ``harness`` logger) to stderr at the level asked:
     warnings by default, errors only with ``-q``, info with ``-v``, debug with ``-vv`` or
     ``--debug``."""
-    from rich.logging import RichHandler  # here: `--help` never needs it (~20 ms)
-
     level = logging.WARNING
     if quiet:
         level = logging.ERROR
@@ -115,8 +131,7 @@ def configure_logging(verbose: int, quiet: bool, debug: bool) -> None:
     logger = logging.getLogger("harness")
     for handler in [h for h in logger.handlers if getattr(h, "harness_cli", False)]:
         logger.removeHandler(handler)  # a second invocation in one process (tests)
-    handler = RichHandler(console=err, show_time=debug, show_path=False, markup=False,
-                          rich_tracebacks=False)
+    handler = _RichOnFirstRecord(show_time=debug)
     handler.harness_cli = True  # type: ignore[attr-defined]  # our mark, to find it again
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from harness.cli.options import Output, farm_option, output_options
-from harness.console import err, out
+from harness.console import err, escape, out
 from harness.errors import EXIT_DEVICE
 
 
@@ -46,6 +44,8 @@ def devices_cmd(farm_path: Path | None, output: Output) -> None:
 
 
 def _print_devices(found: list[Any]) -> None:
+    from rich.table import Table
+
     table = Table("serial", "server", "nickname", "model", "SoC", "RAM", "Android", "battery",
                   "temp", "state", "lease")
     from harness.farm.lease import holder_of

@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from harness.cli.options import Output, output_options
 from harness.errors import HarnessError, UsageError
@@ -30,7 +27,7 @@ if TYPE_CHECKING:
 
 # markup off by default: recipe text and prompts are printed verbatim; markup is opt-in
 # (with escape()) where this module adds its own colours.
-from harness.console import err, out
+from harness.console import err, escape, out
 
 
 class LintFailed(HarnessError):
@@ -67,6 +64,9 @@ def recipes() -> None:
 @output_options("Print the recipes as JSON.")
 def recipes_list(recipes_dirs: tuple[Path, ...], output: Output) -> None:
     """List recipes (built-in, $HARNESS_HOME/recipes, --recipes-dir)."""
+    from rich.table import Table
+    from rich.text import Text
+
     items = _book(recipes_dirs).summaries()
     table = Table("recipe", "family", "extends", "description")
     for item in items:
@@ -111,6 +111,8 @@ def recipes_show(name: str, recipes_dirs: tuple[Path, ...], output: Output) -> N
 
 
 def _print_recipe(recipe: Recipe, plan: Plan) -> None:
+    from rich.table import Table
+
     from harness.recipes.script import step_command
 
     out.print(f"[bold]{escape(recipe.name)}[/] ({escape(recipe.family or 'no family')}): "

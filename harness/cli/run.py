@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from harness.cli.options import FiniteFloat, Output, db_option, farm_option, output_options
-from harness.console import err, out
+from harness.console import err, escape, out
 from harness.errors import EXIT_RUN_FAILED
 
 
@@ -125,6 +123,8 @@ def _events(live: bool) -> Any:
 
 
 def _print_run(summary: Any) -> None:
+    from rich.table import Table
+
     table = Table("step", "exit", "wall s", "figures")
     for step in summary.steps:
         figures = "  ".join(f"{k}={v:g}" for k, v in step.metrics.items())

@@ -8,11 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from harness.cli.options import Output, db_option, output_options
-from harness.console import out
+from harness.console import escape, out
 
 if TYPE_CHECKING:
     from harness.results.store import RunDetail, RunRecord
@@ -64,6 +62,8 @@ def runs_list(db_path: Path | None, limit: int, recipe: str | None, serial: str 
 
 
 def _print_runs(items: list[RunRecord]) -> None:
+    from rich.table import Table
+
     table = Table("started", "recipe", "serial", "status", "seconds", "verdict")
     table.add_column("id", no_wrap=True, min_width=len(items[0].id) if items else 2)
     for run in items:
@@ -75,6 +75,8 @@ def _print_runs(items: list[RunRecord]) -> None:
 
 
 def _print_detail(detail: RunDetail) -> None:
+    from rich.table import Table
+
     run = detail.run
     out.print(f"[bold]run {escape(run.id)}[/]  {escape(run.recipe)}  [bold]{run.status}[/]",
               markup=True)

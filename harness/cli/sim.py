@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from harness.cli.options import FiniteFloat, Output, output_options
 from harness.console import out
@@ -207,6 +206,8 @@ def sim_profiles(output: Output) -> None:
     """List phone profiles (built-in and $HARNESS_HOME/sim/profiles/*.yaml)."""
     from dataclasses import asdict
 
+    from rich.table import Table
+
     from harness.sim.profiles import list_profiles, load_profile
 
     items = [load_profile(name) for name in list_profiles()]
@@ -242,6 +243,8 @@ def _status_dict(status: Any) -> dict[str, Any]:
 
 
 def _print_status(status: Any) -> None:
+    from rich.table import Table
+
     state = status.state
     alive = "[green]running[/]" if status.adb_alive else "[red]dead[/]"
     out.print(f"adb server: port [bold]{state.adb_port}[/] pid {state.adb_pid} ({alive})   "

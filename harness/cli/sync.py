@@ -7,17 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
 from harness.cli.options import Output, farm_option, output_options
 from harness.errors import UsageError
@@ -28,7 +17,7 @@ device_option = click.option(
          "$ANDROID_SERIAL, as for adb, when the option is not given.")
 
 
-def _console() -> Console:
+def _console() -> Any:
     from harness.console import out
 
     return out
@@ -76,6 +65,16 @@ def push_cmd(set_names: tuple[str, ...], selector: str, farm_path: Path | None, 
         if quiet or output.json or not sys.stderr.isatty():
             results = sync_many(devices, sets, delete=delete, verify=verify)
         else:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                           TransferSpeedColumn(), TimeRemainingColumn(),
                           console=Console(stderr=True)) as bar:
@@ -118,6 +117,8 @@ def assets_group() -> None:
 @output_options("Print the sets as JSON.")
 def assets_list(output: Output) -> None:
     """List asset sets with their local sources and device destinations."""
+    from rich.table import Table
+
     from harness.assets.sets import load_asset_sets
 
     sets = load_asset_sets()
@@ -143,6 +144,9 @@ def assets_status(set_names: tuple[str, ...], selector: str, farm_path: Path | N
     Without SET names every set is listed; a set whose local source is absent is shown as
     "no source" (it cannot be compared or pushed) instead of stopping the listing.
     """
+    from rich.table import Table
+    from rich.text import Text
+
     from harness.assets.sets import load_asset_sets
     from harness.assets.sync import Syncer, set_status
     from harness.farm.inventory import resolve

@@ -310,7 +310,15 @@ def find_orphans(device: Device,
     """Live runs on the phone whose holder is dead: on this host, its PID is gone or was
     reused; on another host, ``remote_dead(holder)`` says so (e.g. its lease expired).
     Runs of an unknown holder are never taken for orphans."""
-    live = parse_live_runs(device.run(live_runs_command(), timeout=60).out)
+    return orphans_among(parse_live_runs(device.run(live_runs_command(), timeout=60).out),
+                         remote_dead)
+
+
+def orphans_among(live: Sequence[LiveRun],
+                  remote_dead: Callable[[Holder], bool] = lambda holder: False
+                  ) -> list[LiveRun]:
+    """:func:`find_orphans` on runs already listed (``live_runs_command`` run as part of
+    another command, to save a round trip)."""
     return [r for r in live if r.holder is not None
             and (r.holder.dead_here() if r.holder.local else remote_dead(r.holder))]
 
@@ -324,4 +332,4 @@ def kill_orphans(device: Device, orphans: Sequence[LiveRun]) -> None:
 
 
 __all__ = ["BackgroundRun", "LiveRun", "RunOutcome", "find_orphans", "kill_orphans",
-           "parse_live_runs"]
+           "live_runs_command", "orphans_among", "parse_live_runs"]

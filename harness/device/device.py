@@ -32,7 +32,7 @@ from harness.device.errors import (
     DeviceOffline,
     DeviceUnauthorized,
 )
-from harness.device.facts import FACTS_COMMAND, DeviceFacts, parse_facts
+from harness.device.facts import FACTS_COMMAND, TEMPS_COMMAND, DeviceFacts, parse_facts
 from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
@@ -279,6 +279,12 @@ class Device:
     def facts(self) -> DeviceFacts:
         """Everything harness records about the phone, read in one round trip."""
         result = self.run(FACTS_COMMAND, timeout=60)
+        return parse_facts(self.serial, result.out)
+
+    def temps(self) -> DeviceFacts:
+        """Battery level and temperatures only (the other fields empty), one round trip
+        cheaper on the phone than :meth:`facts` (no getprop, meminfo, df, cpufreq)."""
+        result = self.run(TEMPS_COMMAND, timeout=60)
         return parse_facts(self.serial, result.out)
 
     def push_bytes(self, data: bytes, path: str, mode: int = 0o644) -> None:

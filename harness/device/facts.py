@@ -33,6 +33,16 @@ FACTS_COMMAND = "; ".join([
     f"echo {SECTION}su", "command -v su 2>/dev/null",
     f"echo {SECTION}end",
 ])
+# Temperatures and battery only (what a run records after its steps; the identity, memory
+# and storage it recorded at the start cannot have changed meanwhile): battery, then the
+# thermal zones' type and temp lines. Parsed by :func:`parse_facts` like the full read.
+TEMPS_COMMAND = "; ".join([
+    f"echo {SECTION}battery", "dumpsys battery 2>/dev/null",
+    f"echo {SECTION}sysfs",
+    "grep -H . /sys/class/thermal/thermal_zone*/type /sys/class/thermal/thermal_zone*/temp "
+    "2>/dev/null",
+    f"echo {SECTION}end",
+])
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ Two records, both taken by :meth:`Lease.acquire`:
 
 With a device, a new lease also looks for *orphans* — background runs still going on the
 phone whose holder died (``kill -9``, a crash) — and kills them, or refuses to start when
-asked to keep them (see :func:`harness.device.background.find_orphans`).
+asked to keep them (see :func:`harness.device.background.find_orphans`; the live runs are
+listed in the same shell that writes the lease record).
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ from pathlib import Path
 from types import TracebackType
 
 from harness.device import devshell
-from harness.device.background import LiveRun, find_orphans, kill_orphans
+from harness.device.background import (
+    LiveRun,
+    kill_orphans,
+    live_runs_command,
+    orphans_among,
+    parse_live_runs,
+)
 from harness.device.device import Device
 from harness.device.errors import DeviceError
 from harness.holder import Holder as ProcessHolder
@@ -168,6 +175,7 @@ def parse_phone_lease(text: str) -> PhoneLease | None:
     return PhoneLease(holder, fields.get("purpose", ""), int(fields["heartbeat"]), ttl, now)
 
 
+LIVE_MARK = "@@harness-lease-live"  # then the live runs, in the lease's own round trip
 READ_PHONE_LEASE = f'echo "{RECORD_MARK}$(date +%s)"; cat {PHONE_LEASE} 2>/dev/null; true'
 
 
@@ -222,6 +230,7 @@ class Lease:
         self._me = ProcessHolder.me()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
+        self._live: list[LiveRun] = []  # the phone's live runs, listed as the lease is taken
 
     def acquire(self) -> Lease:
         self._lock_host()
@@ -268,9 +277,15 @@ class Lease:
             time.sleep(max(LEASE_POLL_S, 1.0))
         # written and read back in one shell (one round trip less per command); two hosts
         # writing at once: the last one wins, and the other sees it in its read-back
-        mine = parse_phone_lease(device.run(
+        # ... and the phone's live runs listed in the same shell (for _handle_orphans):
+        # read-only, so harmless when the lease turns out not to be ours
+        out = device.run(
             f"{write_phone_lease_command(self._me, self.purpose, self.ttl_s)} && "
-            f"{{ {READ_PHONE_LEASE}; }}", check=True, timeout=30).out)
+            f"{{ {READ_PHONE_LEASE}; }} && {{ echo {LIVE_MARK}; {live_runs_command()}; }}",
+            check=True, timeout=60).out
+        record, _, live = out.partition(f"{LIVE_MARK}\n")
+        mine = parse_phone_lease(record)
+        self._live = parse_live_runs(live)
         if mine is None or not _same(mine.holder, self._me):
             who = mine.describe() if mine else "another host"
             raise LeaseBusy(f"in use by {who}", serial=self.serial)
@@ -290,7 +305,7 @@ class Lease:
     def _handle_orphans(self, device: Device) -> None:
         # We hold the phone now: a run of another host's harness that still goes is one
         # whose lease lapsed, so its holder is gone too.
-        orphans = find_orphans(device, remote_dead=lambda holder: True)
+        orphans = orphans_among(self._live, remote_dead=lambda holder: True)
         if not orphans:
             return
         names = "; ".join(o.describe() for o in orphans)

@@ -24,7 +24,10 @@ floats, normalised per channel by their own median and robust spread (MAD). NaN/
 are counted and never part of a tile. The tile size reported is the largest size in
 ``[min_tile, max_tile]`` whose grid (at some offset) carries the tiles' edges.
 
-Pure numpy + scipy.ndimage; about 0.1-0.2 s for a 1024x1024 image (``benchmarks/detector.py``).
+Pure numpy (the connected regions are labelled here, as ``scipy.ndimage.label`` labels them:
+importing scipy.ndimage costs ~0.3 s, more than a whole check); about 0.1-0.2 s for a
+1024x1024 image (``benchmarks/detector.py``). The unit tests check :func:`label_regions`
+and :func:`run_lengths` against scipy.ndimage.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 from harness.errors import UsageError
 
@@ -169,14 +171,12 @@ def find_blocks(x: F32, params: Params, kind: str) -> BlockReport:
                        params.min_fraction)
     if height < params.min_tile or width < params.min_tile:
         return none
-    labelled, count = ndimage.label(flat_windows(x, params.eps))
-    labels: npt.NDArray[np.int32] = np.asarray(labelled, dtype=np.int32)
+    labels, count, slices = label_regions(flat_windows(x, params.eps))
     if count == 0:
         return none
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     big = np.flatnonzero(sizes >= (params.min_tile - 1) ** 2)
-    slices = ndimage.find_objects(labels)
     covered = np.zeros((height, width), dtype=bool)
     boxes: list[Box] = []
     for label in big.tolist():
@@ -254,16 +254,10 @@ def _straight_share(extent: npt.NDArray[np.bool_], run: float) -> float:
     rows = padded[1:, :] != padded[:-1, :]  # edges between vertically adjacent pixels
     cols = padded[:, 1:] != padded[:, :-1]
     total = straight = 0
-    for edges, structure in ((rows, _ALONG_ROWS), (cols, _ALONG_COLS)):
-        runs, _ = ndimage.label(edges, structure=structure)
-        lengths = np.bincount(np.asarray(runs).ravel())[1:]
+    for lengths in (run_lengths(rows), run_lengths(cols.T)):
         total += int(lengths.sum())
         straight += int(lengths[lengths >= run].sum())
     return straight / total if total else 0.0
-
-
-_ALONG_ROWS = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], dtype=bool)
-_ALONG_COLS = _ALONG_ROWS.T.copy()
 
 
 def _step(x: F32, box: Box, extent: npt.NDArray[np.bool_], value: F32) -> float:
@@ -274,12 +268,96 @@ def _step(x: F32, box: Box, extent: npt.NDArray[np.bool_], value: F32) -> float:
     mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
     mask[box[0] - y0:box[0] - y0 + extent.shape[0],
          box[1] - x0:box[1] - x0 + extent.shape[1]] = extent
-    ring = ndimage.binary_dilation(mask) & ~mask
+    ring = dilate(mask) & ~mask
     outside = x[y0:y1, x0:x1][ring]
     outside = outside[np.isfinite(outside).all(axis=1)]
     if outside.size == 0:
         return float("inf")  # the whole picture is one flat tile
     return float(np.median(np.abs(outside - value).max(axis=1)))
+
+
+# ---- connected regions in numpy (as scipy.ndimage labels them) ----------------------------
+
+def _row_runs(mask: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], ...]:
+    """(row, first column, end column) of every run of True along the rows, raster order."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    step = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(step == 1)
+    _, ends = np.nonzero(step == -1)  # row-major too: the n-th end closes the n-th run
+    return rows, starts, ends
+
+
+def run_lengths(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """Lengths of the runs of True along each row (``ndimage.label`` with a one-row
+    structure, then the size of each label)."""
+    _, starts, ends = _row_runs(mask)
+    return ends - starts
+
+
+def label_regions(mask: npt.NDArray[np.bool_]
+                  ) -> tuple[npt.NDArray[np.int32], int, list[tuple[slice, slice]]]:
+    """``scipy.ndimage.label(mask)`` and ``find_objects``: 4-connected regions numbered 1..
+    in the raster order of their first pixel (0: background), their count, and the box of
+    each (row slice, column slice).
+
+    Runs along the rows are the nodes; runs touching in adjacent rows are joined by
+    hooking each root to the smaller one and halving paths until nothing moves (the
+    smallest run id of a region, its first run in raster order, ends as its root).
+    """
+    h, w = mask.shape
+    rows, starts, ends = _row_runs(mask)
+    n = len(rows)
+    if n == 0:
+        return np.zeros((h, w), dtype=np.int32), 0, []
+    marks = np.zeros((h, w), dtype=np.int32)
+    marks[rows, starts] = np.arange(1, n + 1, dtype=np.int32)
+    run_id = np.maximum.accumulate(marks, axis=1) * mask  # ids rise along a row
+    upper, lower = run_id[:-1], run_id[1:]
+    touching = mask[:-1] & mask[1:]
+    # one pixel per pair of touching runs: where the pair differs from the pixel to its left
+    first = touching.copy()
+    first[:, 1:] &= ~(touching[:, :-1] & (upper[:, 1:] == upper[:, :-1])
+                      & (lower[:, 1:] == lower[:, :-1]))
+    a, b = upper[first], lower[first]
+    parent = np.arange(n + 1, dtype=np.int32)
+    while a.size:
+        pa, pb = parent[a], parent[b]
+        if np.array_equal(pa, pb):
+            break
+        low = np.minimum(pa, pb)
+        np.minimum.at(parent, pa, low)
+        np.minimum.at(parent, pb, low)
+        while True:  # compress: every node points at its root
+            nxt = parent[parent]
+            if np.array_equal(nxt, parent):
+                break
+            parent = nxt
+    roots, order = np.unique(parent[1:], return_inverse=True)
+    count = len(roots)
+    which = order.ravel()  # each run's region, 0-based
+    number = np.concatenate([[0], which + 1]).astype(np.int32)
+    top = np.full(count, h, dtype=np.intp)
+    left = np.full(count, w, dtype=np.intp)
+    bottom = np.zeros(count, dtype=np.intp)
+    right = np.zeros(count, dtype=np.intp)
+    np.minimum.at(top, which, rows)
+    np.minimum.at(left, which, starts)
+    np.maximum.at(bottom, which, rows + 1)
+    np.maximum.at(right, which, ends)
+    boxes = [(slice(t, bt), slice(lf, r)) for t, bt, lf, r
+             in zip(top.tolist(), bottom.tolist(), left.tolist(), right.tolist(), strict=True)]
+    return number[run_id], count, boxes
+
+
+def dilate(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """``scipy.ndimage.binary_dilation(mask)``: one step of the 4-neighbour cross."""
+    out = mask.copy()
+    out[1:] |= mask[:-1]
+    out[:-1] |= mask[1:]
+    out[:, 1:] |= mask[:, :-1]
+    out[:, :-1] |= mask[:, 1:]
+    return out
 
 
 def tile_size(boxes: list[Box], height: int, width: int, params: Params) -> int:

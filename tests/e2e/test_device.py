@@ -105,6 +105,10 @@ def test_facts_match_the_profile(sim_farm: SimFarm) -> None:
         assert facts.cpus and facts.cpus[0].max_khz
         assert facts.cpus[0].time_in_state, "time_in_state is readable on virtual phones"
         assert facts.rooted is profile.rooted
+        temps = Device(record.adb_serial, endpoint).temps()  # what a run reads after
+        assert set(temps.thermal_c) == set(facts.thermal_c)
+        assert temps.battery_temp_c is not None and temps.battery_level is not None
+        assert temps.model == "" and temps.cpus == [], "temperatures and battery only"
 
 
 def test_unknown_serial_is_a_typed_error(sim_farm: SimFarm) -> None:

@@ -121,3 +121,23 @@ def test_bad_mode(tmp_path: Path) -> None:
                                        "      - {src: x, dest: x, mode: rwx}\n")
     with pytest.raises(ConfigError, match="not an octal number"):
         load_asset_sets([extra])
+
+
+@pytest.mark.parametrize("text", [
+    "/plain/path", "{{ demo_assets }}/sd15_pipeline_run", "{{home}}/x/{{ demo_assets }}",
+    "{{  home  }}", "ends with a newline\n", "two newlines\n\n", "no braces at all",
+    "{{ home | upper }}/x", "{% if true %}/a{% endif %}", "{# note #}/b", "{{ 'lit' }}/c",
+])
+def test_paths_render_as_jinja2_renders_them(text: str, monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    import jinja2.sandbox
+
+    from harness.assets import sets
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    monkeypatch.setattr(sets, "demo_assets_dir", lambda: tmp_path / "demo")
+    templates = sets._Templates()
+    env = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined,
+                                              autoescape=False)
+    want = env.from_string(text).render(templates.context)
+    assert templates._render(text, None) == want  # type: ignore[arg-type]

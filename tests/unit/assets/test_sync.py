@@ -15,6 +15,7 @@ from harness.assets import sync
 from harness.assets.errors import InsufficientSpace, SyncError
 from harness.assets.hashcache import HashCache
 from harness.assets.sets import AssetEntry, AssetSet
+from harness.assets.state import _parse_manifest
 from harness.assets.sync import (
     MANIFEST_VERSION,
     TMP_MARK,
@@ -24,7 +25,6 @@ from harness.assets.sync import (
     SetPlan,
     Syncer,
     _finish_script,
-    _parse_manifest,
     plan_set,
     scan_set,
     set_status,

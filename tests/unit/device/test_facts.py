@@ -94,3 +94,15 @@ def test_marketed_ram_rounds_up(gib: float, marketed: int) -> None:
 def test_zone_units() -> None:
     assert zone_celsius(41200) == 41.2
     assert zone_celsius(35) == 35.0
+
+
+def test_temps_command_reads_battery_and_zones_only() -> None:
+    from harness.device.facts import TEMPS_COMMAND
+
+    full = parse_facts("s", SAMPLE)
+    kept = [part for part in SAMPLE.split(SECTION) if part.startswith(("battery", "sysfs"))]
+    temps = parse_facts("s", SECTION + SECTION.join(kept))
+    assert temps.thermal_c == full.thermal_c and temps.battery_temp_c == full.battery_temp_c
+    assert temps.battery_level == full.battery_level and full.max_temp_c == temps.max_temp_c
+    assert "getprop" not in TEMPS_COMMAND and "dumpsys battery" in TEMPS_COMMAND
+    assert "thermal_zone*/temp" in TEMPS_COMMAND and "cpufreq" not in TEMPS_COMMAND

@@ -153,3 +153,35 @@ def test_verdict_names_fraction_and_tile() -> None:
     assert diagnose_output(clean, 0, []) is None
     tiny = blocks.BlockReport("image", 1024, 1024, ((0, 0, 8, 8),), 64, 8)
     assert not tiny.found  # below min_fraction
+
+
+# ---- the numpy labelling against scipy.ndimage (which harness no longer imports) ----------
+
+def _masks() -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    masks = [rng.random((40, 57)) < p for p in (0.3, 0.5, 0.6, 0.75)]
+    spiral = np.zeros((31, 31), dtype=bool)  # one region whose runs join late (a long chain)
+    for i in range(0, 16, 2):
+        spiral[i, i:31 - i] = spiral[30 - i, i:31 - i] = True
+        spiral[i:31 - i, i] = spiral[i:31 - i, 30 - i] = True
+    comb = np.zeros((20, 30), dtype=bool)  # teeth joined only at the bottom row
+    comb[:, ::2] = True
+    comb[-1] = True
+    return [*masks, spiral, comb, np.zeros((5, 5), bool), np.ones((6, 4), bool),
+            np.eye(9, dtype=bool)]
+
+
+@pytest.mark.parametrize("index", range(9))
+def test_label_regions_matches_scipy(index: int) -> None:
+    ndimage = pytest.importorskip("scipy.ndimage")
+    mask = _masks()[index]
+    want, want_count = ndimage.label(mask)
+    got, count, boxes = blocks.label_regions(mask)
+    assert count == want_count
+    assert np.array_equal(got, want)  # same numbers, same (raster) order
+    assert boxes == ndimage.find_objects(want)
+    assert np.array_equal(blocks.dilate(mask), ndimage.binary_dilation(mask))
+    rows = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], dtype=bool)
+    runs, _ = ndimage.label(mask, structure=rows)
+    assert sorted(blocks.run_lengths(mask).tolist()) == sorted(
+        np.bincount(runs.ravel())[1:].tolist())
