@@ -5,14 +5,16 @@ prompt and every other parameter are part of the series because runs are grouped
 exact params) the first valid image ever stored is the reference; every later valid image is
 compared with it by :func:`harness.bench.quality.compare_output` (PSNR and SSIM). Images are
 the PNGs the runs converted (``outputs.png_path`` on this host); a missing file is skipped
-and said so. Bit-identical images (the same build, seed and prompt: the normal case) are
-recognised by comparing the pixels first, without computing SSIM.
+and said so. Identical images (the same build, seed and prompt: the normal case) are
+recognised without computing SSIM: by the files' sha256 (the same pixels give the same PNG
+from the same encoder) and, failing that, by comparing the pixels.
 
 Pure except for reading PNG files; :mod:`harness.bench.history` calls it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,18 @@ class ImageCache:
 
     def __init__(self) -> None:
         self._pixels: dict[str, Pixels | None] = {}
+        self._digests: dict[str, str | None] = {}
+
+    def digest(self, path: str | None) -> str | None:
+        """The file's sha256 (None: unreadable)."""
+        if path is None:
+            return None
+        if path not in self._digests:
+            try:
+                self._digests[path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            except OSError:
+                self._digests[path] = None
+        return self._digests[path]
 
     def get(self, path: str | None) -> Pixels | None:
         if path is None:
@@ -58,6 +72,9 @@ IDENTICAL = QualityResult(float("inf"), 1.0, "ok", "matches the reference (ident
 def check_image(cache: ImageCache, run_id: str, reference: str, image: str | None,
                 min_ssim: float, min_psnr_db: float) -> ImageCheck:
     """Compare the image at ``image`` with the one at ``reference``."""
+    same = cache.digest(reference)
+    if same is not None and same == cache.digest(image):
+        return ImageCheck(run_id, IDENTICAL)
     ref, img = cache.get(reference), cache.get(image)
     if ref is None:
         return ImageCheck(run_id, None, f"reference image {reference} cannot be read")

@@ -270,3 +270,17 @@ def test_an_os_update_slowing_every_recipe_is_flagged_on_each(store: Store) -> N
     findings = [f for f in analyse(store).findings if f.key.metric == "pipeline/total_s"]
     assert {f.key.recipe for f in findings} == {"sd15-512", "sdxl-1024-unet"}
     assert all(f.changes == (f"phone OS update: {FP1} -> {FP2}",) for f in findings)
+
+
+def test_identical_files_need_no_decoding_and_a_missing_image_is_skipped(
+        store: Store, tmp_path: Path) -> None:
+    from harness.bench.drift import ImageCache, check_image
+
+    png = _png(tmp_path / "a.png", np.full((32, 32, 3), 7, dtype=np.uint8))
+    copy = tmp_path / "b.png"
+    copy.write_bytes(png.read_bytes())
+    cache = ImageCache()
+    assert check_image(cache, "r", str(png), str(copy), 0.98, 35.0).result is not None
+    assert cache._pixels == {}, "equal digests: nothing decoded"
+    gone = check_image(cache, "r", str(png), str(tmp_path / "gone.png"), 0.98, 35.0)
+    assert gone.result is None and "cannot be read" in gone.problem
