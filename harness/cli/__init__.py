@@ -1,6 +1,6 @@
 """The ``harness`` command line: parse options, call one library function, render the result.
 
-One module per command group (devices, run, sim, sync, recipes, runs); this one holds the
+One module per command group (devices, run, sim, sync, recipes, runs, report); this one holds the
 group, ``main()`` and the one place where errors become exit codes. May import every layer.
 """
 
@@ -141,9 +141,9 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from harness.cli import devices, recipes, run, runs, sim, sync
+    from harness.cli import devices, recipes, report, run, runs, sim, sync
 
-    for module in (devices, run, sim, sync, recipes, runs):
+    for module in (devices, run, sim, sync, recipes, runs, report):
         for command in module.COMMANDS:
             cli.add_command(command)
 
