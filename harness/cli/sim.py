@@ -1,7 +1,9 @@
-"""``harness sim ...``: the virtual farm (start, stop, add, remove, drop, heat, profiles)."""
+"""``harness sim ...``: the virtual farm (start, stop, add, remove, drop, heat, builds, OS
+updates, noise, nights, profiles)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -9,6 +11,7 @@ from rich.table import Table
 
 from harness.cli.options import FiniteFloat, Output, output_options
 from harness.console import out
+from harness.errors import UsageError
 from harness.home import sim_dir
 
 
@@ -112,6 +115,90 @@ def sim_heat(serial: str, celsius: float) -> None:
     record = farm.find(state, serial)
     PhoneState(record.layout.ctl).set_temperature(celsius)
     out.print(f"{record.serial} is now at {celsius:g} °C")
+
+
+@sim.command("build")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Asset root to write the binaries into (created).")
+@click.option("--speed", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True,
+              help="Time multiplier of this build (1.05: 5 % slower).")
+@click.option("--tnn-reuse", is_flag=True,
+              help="A build that reuses TNN buffers despite CLML_NO_REUSE_TNN=1 (numeric drift).")
+@click.option("--label", default="", help="Free text (a build number); changes the digest.")
+@click.option("--binary", "binaries", multiple=True, metavar="NAME",
+              help="Only this binary (repeatable; default: all three).")
+@output_options("Print the written files as JSON.")
+def sim_build(out_dir: Path, speed: float, tnn_reuse: bool, label: str,
+              binaries: tuple[str, ...], output: Output) -> None:
+    """Write a new build of the simulated binaries (point an asset set's root at it)."""
+    from harness.sim import assets, builds
+
+    try:
+        build = builds.Build(speed=speed, tnn_reuse=tnn_reuse, label=label)
+        written = builds.write_build(out_dir, build, binaries or assets.BINARIES)
+    except builds.BuildError as exc:
+        raise UsageError(str(exc)) from None
+    output.emit({"build": build.to_dict(), "files": [str(p) for p in written]},
+                lambda: out.print("\n".join(f"wrote {p}" for p in written)))
+
+
+@sim.command("os-update")
+@click.argument("serial")
+@click.option("--build-id", default=None, help="New ro.build.id (default: unchanged).")
+@click.option("--incremental", default=None,
+              help="New ro.build.version.incremental (default: the next build number).")
+@click.option("--security-patch", default=None, help="New security patch level.")
+@click.option("--speed", type=FiniteFloat(min=0, min_open=True), default=1.0, show_default=True,
+              help="Multiply the phone's speed factor (a new GPU driver: 1.05 is 5 % slower).")
+@output_options("Print the update as JSON.")
+def sim_os_update(serial: str, build_id: str | None, incremental: str | None,
+                  security_patch: str | None, speed: float, output: Output) -> None:
+    """Give a phone a new OS build: a new build fingerprint (and maybe speed); it reboots."""
+    from dataclasses import asdict
+
+    from harness.sim.osupdate import os_update
+
+    farm = _farm()
+    record = farm.find(farm._require(), serial)
+    done = os_update(record.layout.ctl, record.layout.root, build_id=build_id,
+                     incremental=incremental, security_patch=security_patch, speed=speed)
+    output.emit(asdict(done), lambda: out.print(
+        f"{record.serial}: {done.before} -> {done.after}"))
+
+
+@sim.command("noise")
+@click.argument("model", type=click.Choice(["quiet", "realistic"]))
+@click.option("--serial", "serials", multiple=True, metavar="SERIAL",
+              help="Only this phone (repeatable; default: every phone of the farm).")
+def sim_noise(model: str, serials: tuple[str, ...]) -> None:
+    """Set the phones' run-to-run noise: quiet (default) or realistic (non-rooted phones)."""
+    from harness.sim import speed
+
+    for record in _records(serials):
+        speed.set_noise(record.layout.ctl, speed.NOISE_MODELS[model])
+        out.print(f"{record.serial}: {model} noise")
+
+
+@sim.command("night")
+@click.argument("session", required=False)
+@click.option("--serial", "serials", multiple=True, metavar="SERIAL",
+              help="Only this phone (repeatable; default: every phone of the farm).")
+def sim_night(session: str | None, serials: tuple[str, ...]) -> None:
+    """Start a new session (a night) on the phones: new room, charger, background load."""
+    import time
+
+    from harness.sim import speed
+
+    key = session or f"night-{time.time():.0f}"
+    for record in _records(serials):
+        speed.set_session(record.layout.ctl, key)
+        out.print(f"{record.serial}: session {key}")
+
+
+def _records(serials: tuple[str, ...]) -> list[Any]:
+    farm = _farm()
+    state = farm._require()
+    return [farm.find(state, s) for s in serials] if serials else list(state.phones)
 
 
 @sim.command("profiles")

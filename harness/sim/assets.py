@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,13 +143,21 @@ def demo_token_ids(prompt: str, pad_token: int = CLIP_END_TOKEN) -> npt.NDArray[
     return np.array([row(""), row(prompt)], dtype=np.int32)
 
 
-def _wrapper_script(name: str) -> bytes:
+DEFAULT_BUILD: dict[str, object] = {"speed": 1.0, "tnn_reuse": False, "label": ""}
+
+
+def wrapper_script(name: str, build: Mapping[str, object] | None = None) -> bytes:
+    """The text of simulated binary ``name``; ``build`` (:class:`harness.sim.builds.Build`
+    as a dict) is a literal in it, so another build is another file with another digest."""
     repo = str(Path(__file__).resolve().parents[2])
     comm = name[:15].encode()
+    shown = dict(DEFAULT_BUILD, **(build or {}))
     return f'''#!{sys.executable}
 """{name}: a simulated Snapdragon CLML binary (harness.sim.pipeline)."""
 import os
 import sys
+
+BUILD = {shown!r}  # this build's speed and numerics (harness.sim.builds)
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # many phones share a small host
@@ -160,11 +169,12 @@ except (OSError, AttributeError):
 sys.path.insert(0, {repo!r})
 from harness.sim.pipeline import main
 
-sys.exit(main({name!r}, sys.argv[1:], argv0=sys.argv[0]))
+sys.exit(main({name!r}, sys.argv[1:], argv0=sys.argv[0], build=BUILD))
 '''.encode()
 
 
-def _put(path: Path, data: bytes, mode: int = 0o644) -> None:
+def put_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` (atomically, only when it differs) with ``mode``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file() or path.stat().st_size != len(data) or path.read_bytes() != data:
         tmp = path.with_name(f".{path.name}.tmp")
@@ -178,7 +188,7 @@ def demo_files() -> dict[str, tuple[bytes, int]]:
     """Every file of the demo tree: relative path -> (content, mode)."""
     files: dict[str, tuple[bytes, int]] = {}
     for name in BINARIES:
-        files[name] = (_wrapper_script(name), 0o755)
+        files[name] = (wrapper_script(name), 0o755)
     for model, rel, sizes, (h, w) in (("sd15", SD15_WEIGHTS, SD15_FILES, (512, 512)),
                                       ("sdxl", SDXL_WEIGHTS, SDXL_FILES, (1024, 1024))):
         for name, size in sizes.items():
@@ -203,7 +213,7 @@ def demo_files() -> dict[str, tuple[bytes, int]]:
 def build_demo_assets(dest: Path) -> Path:
     """Write (or refresh, idempotently) the demo tree into ``dest``; return ``dest``."""
     for rel, (data, mode) in demo_files().items():
-        _put(dest / rel, data, mode)
+        put_file(dest / rel, data, mode)
     return dest
 
 

@@ -3,8 +3,12 @@
 and failure modes (seeds/002; restated in docs as seed-facts).
 
 Printed figures are simulated seconds (the seed's timings x the profile's ``speed_factor`` x
-the throttle factor x ~1 % jitter); the process sleeps them x the phone's ``time_scale``, one
-chunk (e.g. a step) at a time, heating the phone as it goes.
+the throttle factor x ~1 % jitter x this run's level); the process sleeps them x the phone's
+``time_scale``, one chunk (e.g. a step) at a time, heating the phone as it goes. The level is
+the binary's own build speed (its wrapper script's ``BUILD``, :mod:`harness.sim.builds`) x
+the phone's run-to-run noise (:class:`harness.sim.speed.NoiseModel`: boot, session and run
+offsets, outliers; none unless set). A build with ``tnn_reuse`` adds small numeric drift
+to its output even with ``CLML_NO_REUSE_TNN=1``.
 
 Assumptions where the seed is silent (the seed wins if it ever says otherwise):
 
@@ -62,7 +66,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from harness.sim import assets, imagegen, paths, speed
+from harness.sim import assets, builds, imagegen, paths, speed
 from harness.sim.devtools import ELF_MAGIC, ELF_MIN_BYTES
 from harness.sim.paths import ctl_dir, device_path, strip_root
 from harness.sim.state import LMKD_PID, PhoneState
@@ -131,12 +135,13 @@ class Phone:
     state: PhoneState
     pid: int
     jitter: random.Random
+    build: builds.Build = builds.DEFAULT
+    level: float = 1.0  # this run's build speed x the phone's noise (speed.NoiseModel)
 
     def spend(self, base_s: float, power_w: float) -> float:
         """Work for ``base_s`` reference seconds; return the simulated seconds it took."""
-        factor = self.state.profile.speed_factor * self.state.throttle_factor()
-        noise = min(max(self.jitter.gauss(1.0, speed.JITTER_FRACTION), 0.95), 1.05)
-        sim_s = base_s * factor * noise
+        factor = self.state.profile.speed_factor * self.state.throttle_factor() * self.level
+        sim_s = base_s * factor * speed.chunk_noise(self.jitter)
         time.sleep(sim_s * speed.wall_scale(self.state.time_scale))
         self.state.add_heat(sim_s, power_w)
         return sim_s
@@ -299,6 +304,13 @@ def decode_drift(image: npt.NDArray[np.float32], key: bytes, seed: int) -> npt.N
     return imagegen.image_blocks(image, imagegen.rng_for(b"tnn-reuse-vae", key, seed))
 
 
+def build_drift(x: npt.NDArray[np.float32], key: bytes, seed: int,
+                kind: str) -> npt.NDArray[np.float32]:
+    """A build that reuses TNN buffers despite ``CLML_NO_REUSE_TNN=1``: small numeric
+    drift (:func:`harness.sim.builds.numeric_drift`), the same for the same inputs."""
+    return builds.numeric_drift(x, imagegen.rng_for(b"tnn-build", key, seed), kind)
+
+
 def banner(phone: Phone, title: str) -> None:
     profile = phone.state.profile
     out(f"[{title}] pid {phone.pid} on {profile.model} ({profile.soc_model})")
@@ -339,6 +351,8 @@ def run_sd15(phone: Phone, argv: list[str]) -> int:
     in_unet = imagegen.rng_for(b"tnn-where", key, seed).random() < 0.5  # UNet's or VAE's TNN
     if reuse and in_unet:
         latent = drift(latent, key, seed)
+    if phone.build.tnn_reuse and not reuse:
+        latent = build_drift(latent, key, seed, "latent")
     vae_s = phone.spend(speed.SD15_VAE_S, speed.VAE_POWER_W)
     out(f"[SD15] VAE decode {vae_s:.3f} s")
     image = imagegen.decode(latent)
@@ -493,6 +507,8 @@ def unet_loop(phone: Phone, a: SdxlArgs, k: int, x0: bool, cond: npt.NDArray[np.
                                          RESIDUAL_NOISE_PER_STEP * k / a.steps)
     if reuse:
         latent = drift(latent, key, a.seed)
+    elif phone.build.tnn_reuse:
+        latent = build_drift(latent, key, a.seed, "latent")
     out(f"[SDXL] output latent: {'x0' if x0 else 'x_t'} at step {run_steps}/{a.steps}")
     return latent
 
@@ -562,6 +578,8 @@ def run_vae(phone: Phone, argv: list[str]) -> int:
     image = imagegen.decode(latent)
     if reuse:
         image = decode_drift(image, bytes_key(data), 0)
+    elif phone.build.tnn_reuse:
+        image = build_drift(image, bytes_key(data), 0, "image")
     perf("VAE", f"iters={iters} warmup={warmup} s/it={fmt(total / iters)}", False)
     problem = cwd_write_error()
     if problem is not None:
@@ -588,8 +606,18 @@ def _mount_status(state: PhoneState, pid: int) -> None:
                        capture_output=True, timeout=10, check=False)
 
 
-def main(binary_name: str, argv: list[str], argv0: str | None = None) -> int:
-    """Run simulated binary ``binary_name`` with arguments ``argv``; return its exit code."""
+def run_level(state: PhoneState, ctl: Path, build: builds.Build, rng: random.Random) -> float:
+    """This run's factor: the build's speed x the phone's boot, session and run noise."""
+    noise = speed.load_noise(ctl)
+    return (build.speed * speed.offsets(noise, state.serial, state.meta.get("boot_wall"),
+                                        speed.session_key(ctl))
+            * speed.run_level(noise, rng))
+
+
+def main(binary_name: str, argv: list[str], argv0: str | None = None,
+         build: dict[str, object] | None = None) -> int:
+    """Run simulated binary ``binary_name`` with arguments ``argv``; return its exit code.
+    ``build``: the binary's own build (:mod:`harness.sim.builds`), from its wrapper script."""
     runner = RUNNERS.get(binary_name)
     shown0 = strip_root(argv0 or binary_name)
     argv = [strip_root(arg) for arg in argv]
@@ -602,7 +630,14 @@ def main(binary_name: str, argv: list[str], argv0: str | None = None) -> int:
         return 1
     state = PhoneState(ctl)
     pid = os.getpid()
-    phone = Phone(binary_name, shown0, state, pid, random.Random())
+    try:
+        made = builds.Build.from_mapping(build)
+    except builds.BuildError as exc:
+        err(f"{shown0}: {exc}")
+        return 1
+    jitter = random.Random()
+    phone = Phone(binary_name, shown0, state, pid, jitter, made,
+                  run_level(state, ctl, made, jitter))
     state.register_process(pid, binary_name, speed.SDXL_BASE_RSS_KB // 2,
                            speed.SDXL_BASE_RSS_KB // 2, speed.INIT_POWER_W,
                            speed.THREADS.get(binary_name, 16))
