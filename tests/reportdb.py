@@ -10,8 +10,10 @@ look for it:
   the night ``sdxl-binaries``' ``sdxl_pipeline_run`` digest changes;
 - an improvement: phone 1, ``sd15-512`` ``sd15/s/step`` -6 % from night ``nights // 2``, the
   night phone 1's OS build changes;
-- on the last night: a failed run (OOM, lmkd lines in its log), a throttled and a hot-start
-  run, a lost phone (``bench_events`` kind ``lost``), an output with colour blocks.
+- on the last night: a failed run (phone 2, the first recipe: OOM, lmkd lines in its log;
+  ``diagnosis_text`` replaces its diagnosis), a throttled and a hot-start run (phone 1), a
+  lost phone (phone 2 during the last recipe: ``bench_events`` kind ``lost``), an output
+  with colour blocks (phone 0, the last recipe).
 
 Rows are written with SQL (the bench writers are another branch's); the schema is the
 store's own (``Store.open`` migrates the new file).
@@ -170,7 +172,7 @@ def _night(conn: Any, built: BuiltDb, bench: _Night, rng: random.Random, *, nigh
     for phone, (serial, model, soc) in enumerate(PHONES):
         device = {"model": model, "soc": soc, "serial": serial, "ram_gb": 16}
         for recipe, steps in recipes.items():
-            if bench.last and phone == 2 and recipe == "sdxl-1024":
+            if bench.last and phone == 2 and recipe == list(recipes)[-1]:
                 conn.execute("INSERT INTO bench_events (bench_id, seq, at, serial, recipe, "
                              "kind, detail_json) VALUES (?, 1, ?, ?, ?, 'lost', ?)",
                              (bench.bench_id, t, serial, recipe, json.dumps(
@@ -182,17 +184,19 @@ def _night(conn: Any, built: BuiltDb, bench: _Night, rng: random.Random, *, nigh
                 _one_run(conn, built, bench, rng, t=t, phone=phone, serial=serial,
                          device=device, recipe=recipe, steps=steps, repeat=repeat,
                          nights=nights, images_dir=images_dir, with_samples=with_samples,
-                         diagnosis_text=diagnosis_text)
+                         diagnosis_text=diagnosis_text, first=recipe == next(iter(recipes)),
+                         last=recipe == list(recipes)[-1], failing=min(3, runs - 1))
 
 
 def _one_run(conn: Any, built: BuiltDb, bench: _Night, rng: random.Random, *, t: float,
              phone: int, serial: str, device: dict[str, Any], recipe: str,
              steps: dict[str, dict[str, float]], repeat: int, nights: int,
-             images_dir: Path | None, with_samples: bool, diagnosis_text: str | None) -> None:
+             images_dir: Path | None, with_samples: bool, diagnosis_text: str | None,
+             first: bool, last: bool, failing: int) -> None:
     run_id = new_run_id(t)
     built.run_ids.append(run_id)
     status, validity, reason, diagnosis = "ok", "valid", None, None
-    failed = bench.last and phone == 2 and recipe == "sd15-512" and repeat == 3
+    failed = bench.last and phone == 2 and first and repeat == failing
     hot = bench.last and phone == 1 and repeat == 2
     if failed:
         status, validity = "failed", "failed"
@@ -201,7 +205,7 @@ def _one_run(conn: Any, built: BuiltDb, bench: _Night, rng: random.Random, *, t:
         reason = "the run failed"
         built.failed_run = run_id
     elif hot:
-        validity = "throttled" if recipe == "sdxl-1024" else "hot-start"
+        validity = "throttled" if last else "hot-start"
         reason = ("cpu7 capped at 1.40 GHz by thermal status 3 during the run"
                   if validity == "throttled" else "battery 36.2 °C at the start (limit 35 °C)")
     elif rng.random() < 0.02:
@@ -245,7 +249,7 @@ def _one_run(conn: Any, built: BuiltDb, bench: _Night, rng: random.Random, *, t:
                          "VALUES (?, ?, ?, ?, ?)", _samples(run_id, step_seconds, rng, hot))
     if images_dir is not None and not failed:
         _output(conn, built, run_id, recipe, images_dir, seed=len(built.run_ids),
-                blocks=bench.last and phone == 0 and recipe == "sdxl-1024" and repeat == 1)
+                blocks=bench.last and phone == 0 and last and repeat == 1)
 
 
 def _output(conn: Any, built: BuiltDb, run_id: str, recipe: str, images_dir: Path, *,

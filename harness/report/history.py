@@ -1,20 +1,34 @@
-"""The history part of a bench report: series over nights, change points and findings.
+"""The history part of a bench report: series over nights, change points, findings.
 
-PROVISIONAL until ``harness.bench.history`` is merged: series are read straight from the
-store (valid measured runs per night), without change points or findings.
+All of it comes from :func:`harness.bench.history.analyse` (cut at the reported bench);
+this module only turns its dataclasses into the report's (:mod:`harness.report.model`),
+which hold plain values and words. A series' change points are its history change points
+and, when alerted, tonight's nightly alert (both indices into its nights).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
-from harness.bench.series import summarize
-from harness.report.model import Finding, InvalidPoint, Night, Series, SeriesKey, Summary
-from harness.results.query import bench_runs, list_benches
+from harness.bench import history as bh
+from harness.bench.changepoint import ChangePoint
+from harness.report.model import (
+    ChangeMark,
+    Finding,
+    InvalidPoint,
+    Night,
+    Series,
+    SeriesKey,
+    Summary,
+)
 from harness.results.store import Store
 
-WINDOW_NIGHTS = 50
+WINDOW_NIGHTS = 60  # nights of history a report shows and analyses
+VERDICTS = {
+    "regression": "slower: alerted on two nights in a row",
+    "improvement": "faster: alerted on two nights in a row",
+    "quality": "output changed against the series' reference image",
+}
 
 
 @dataclass(frozen=True)
@@ -24,33 +38,46 @@ class HistoryView:
     notes: tuple[str, ...] = ()
 
 
-def history_view(store: Store, bench_id: str) -> HistoryView:
-    benches = [b for b in reversed(list_benches(store)) if b.started_at <= next(
-        x.started_at for x in list_benches(store) if x.id == bench_id)][-WINDOW_NIGHTS:]
-    nights: dict[SeriesKey, list[Night]] = defaultdict(list)
-    for bench in benches:
-        values: dict[SeriesKey, list[float]] = defaultdict(list)
-        invalid: dict[SeriesKey, list[InvalidPoint]] = defaultdict(list)
-        for run in bench_runs(store, bench.id):
-            if run.warmup:
-                continue
-            model = str((run.run.device or {}).get("model") or "?")
-            for metric, value in run.metrics.items():
-                key = SeriesKey(model, run.run.serial or "?", run.run.recipe, metric)
-                if run.validity in (None, "valid") and run.run.status == "ok":
-                    values[key].append(value)
-                else:
-                    invalid[key].append(InvalidPoint(run.run.id, value,
-                                                     run.validity_reason or run.run.status))
-        for key in set(values) | set(invalid):
-            nights[key].append(Night(bench.id, bench.started_at, tuple(values.get(key, ())),
-                                     tuple(invalid.get(key, ()))))
-    series = []
-    for key, items in sorted(nights.items(), key=lambda kv: kv[0].label):
-        vals = [v for n in items for v in n.values]
-        s = summarize(vals) if vals else None
-        summary = None if s is None else Summary(s.n, s.median, s.q1, s.q3, s.min, s.max,
-                                                 s.cv, s.robust_cv, s.verdict, s.reason)
-        series.append(Series(key, tuple(items), (), summary))
-    return HistoryView((), tuple(series), ("history analysis (change points, findings) is "
-                                           "not available in this build",))
+def _key(key: bh.SeriesKey) -> SeriesKey:
+    return SeriesKey(key.model or "?", key.serial, key.recipe, key.metric, key.variant)
+
+
+def _mark(cp: ChangePoint, nights: tuple[bh.Night, ...]) -> ChangeMark:
+    bench = nights[cp.index].bench_id if 0 <= cp.index < len(nights) else None
+    return ChangeMark(cp.index, bench, cp.direction, cp.relative_change, cp.p_value, cp.kind,
+                      cp.alerted)
+
+
+def _series(s: bh.SeriesHistory) -> Series:
+    marks = [_mark(cp, s.nights) for cp in s.change_points]
+    if s.alert is not None and s.alert.alerted:
+        marks.append(_mark(s.alert, s.nights))
+    summary = None
+    if s.summary is not None:
+        m = s.summary
+        summary = Summary(m.n, m.median, m.q1, m.q3, m.min, m.max, m.cv, m.robust_cv,
+                          m.verdict, m.reason)
+    nights = tuple(Night(n.bench_id, n.started_at, tuple(n.valid),
+                         tuple(InvalidPoint(run, value, reason)
+                               for run, value, reason in n.invalid)) for n in s.nights)
+    return Series(_key(s.key), nights, tuple(marks), summary)
+
+
+def _finding(f: bh.Finding) -> Finding:
+    return Finding(_key(f.key), f.kind, VERDICTS.get(f.kind, f.kind), f.median_before,
+                   f.median_after, f.relative_change, f.p_value, f.last_good_bench,
+                   f.first_bad_bench, tuple(f.changes), f.detail)
+
+
+def history_view(store: Store, bench_id: str, *, max_nights: int = WINDOW_NIGHTS
+                 ) -> HistoryView:
+    analysis = bh.analyse(store, bench_id=bench_id, max_nights=max_nights)
+    notes = []
+    if analysis.more_repeats:
+        runs = sum(analysis.more_repeats.values())
+        names = ", ".join(k.label() for k in sorted(analysis.more_repeats)[:5])
+        notes.append(f"{len(analysis.more_repeats)} series looked suspicious tonight without "
+                     f"an alert; {runs} more runs would settle them ({names}"
+                     f"{', ...' if len(analysis.more_repeats) > 5 else ''}).")
+    return HistoryView(tuple(_finding(f) for f in analysis.findings),
+                       tuple(_series(s) for s in analysis.series), tuple(notes))

@@ -31,13 +31,25 @@ def _tail(text: str | None, lines: int = LOG_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
+def _pairs(value: object) -> str:
+    """A JSON value as ``key value; key: {k value, ...}`` words (run conditions)."""
+    if isinstance(value, dict):
+        inner = ", ".join(f"{k} {_pairs(v)}" for k, v in sorted(value.items()))
+        return inner if inner else "–"
+    if isinstance(value, list | tuple):
+        return ", ".join(_pairs(v) for v in value) or "–"
+    if isinstance(value, float):
+        return fmt.num(value, 5)
+    return "–" if value is None else str(value)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("harness.report", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=fmt.when, num=fmt.num, pct=fmt.pct, pvalue=fmt.pvalue,
-                       tail=_tail, gb=fmt.gb, ghz=fmt.ghz)
+                       tail=_tail, gb=fmt.gb, ghz=fmt.ghz, pairs=_pairs)
     return env
 
 
@@ -93,10 +105,12 @@ def _svg_markup(svg: str) -> Markup:
 
 
 def _series_order(report: Report) -> list[Series]:
-    """Series with a finding first (in the findings' order), then the rest by label."""
+    """Series with a finding first (in the findings' order), then those with a change
+    point, then the rest, each by label."""
     flagged = [f.key for f in _findings(report)]
-    return sorted(report.series, key=lambda s: (flagged.index(s.key) if s.key in flagged
-                                                else len(flagged), s.key.label))
+    return sorted(report.series, key=lambda s: (
+        flagged.index(s.key) if s.key in flagged else len(flagged),
+        not s.change_points, s.key.label))
 
 
 def _findings(report: Report) -> list[Finding]:
@@ -107,7 +121,8 @@ def _findings(report: Report) -> list[Finding]:
 def render_html(report: Report, *, thumbnails: bool = True) -> str:
     """The report as one HTML page (``thumbnails=False``: no pictures, for speed in tests)."""
     series = _series_order(report)
-    plots = {s.key.anchor: _svg_markup(trend_svg(s)) for s in series if s.nights}
+    plots = {s.key.anchor: _svg_markup(trend_svg(s, small=not s.change_points))
+             for s in series if s.nights}
     typical = plotted_runs(report)
     extras = {r.id: _run_extras(report, r, thumbnails, typical) for r in report.runs}
     template = environment().get_template("report.html.j2")

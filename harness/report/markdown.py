@@ -26,6 +26,15 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _code(text: str) -> str:
+    """A path as a code span (shown verbatim); escaped words when it holds a character a
+    code span cannot keep harmless everywhere (a backtick, ``<``, ``>``, ``&``)."""
+    one_line = " ".join(text.split())
+    if any(c in one_line for c in "`<>&"):
+        return md_escape(one_line)
+    return f"`{one_line}`"
+
+
 def md_escape(value: object) -> str:
     text = " ".join(str(value).split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -56,7 +65,7 @@ def render_markdown(report: Report, *, html_path: str | None = None) -> str:
                  + (f"; bench started {md_escape(when(bench.started_at))}"
                     if bench else "") + ".")
     if html_path:
-        lines.append(f"Full report: {md_escape(html_path)}")
+        lines.append(f"Full report: {_code(html_path)}")
     lines.extend(f"> {md_escape(note)}" for note in report.notes)
     for kind, title in (("regression", "Regressions"), ("quality", "Output changes"),
                         ("improvement", "Improvements")):

@@ -24,16 +24,18 @@ class SeriesKey:
     serial: str
     recipe: str
     metric: str
+    variant: str = ""  # the differing params when a recipe ran with several ("seed=7")
 
     @property
     def label(self) -> str:
-        return f"{self.serial} {self.recipe} {self.metric}"
+        variant = f" [{self.variant}]" if self.variant else ""
+        return f"{self.serial} {self.recipe}{variant} {self.metric}"
 
     @property
     def anchor(self) -> str:
-        """An HTML id safe in any page (letters, digits and dashes)."""
-        raw = f"s-{self.serial}-{self.recipe}-{self.metric}"
-        return "".join(c if c.isalnum() else "-" for c in raw)
+        """An HTML id safe in any page (letters, digits and dashes), unique per series."""
+        raw = f"s-{self.serial}-{self.recipe}-{self.metric}-{self.variant}"
+        return "".join(c if c.isalnum() else "-" for c in raw).rstrip("-")
 
 
 @dataclass(frozen=True)

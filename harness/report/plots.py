@@ -6,8 +6,9 @@ command but the report never load it (~0.3 s). No pyplot: each plot is its own
 
 Each SVG is made to live inside one HTML page next to others: ``svg.fonttype: none`` keeps
 labels as ``<text>`` (selectable, searchable, small), ``svg.hashsalt`` is the plot's own id
-so the ids matplotlib gives clip paths and markers never collide between two plots, the
-XML prolog is dropped and the fixed width/height give way to the viewBox (CSS sizes it).
+so the ids matplotlib gives clip paths and markers differ between two plots, the
+XML prolog is dropped and the fixed width/height give way to the viewBox (CSS sizes it),
+and every id gets the plot's name in front (:func:`_own_ids`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ if TYPE_CHECKING:
 
 DAY_S = 86_400.0
 MAX_POINTS = 240  # per line of a timeline: more cannot be seen at this size, only weighed
-TREND_SIZE_IN = (7.2, 2.4)
+TREND_SIZE_IN = (7.2, 2.4)  # a series with a change: the page's full width
+SMALL_TREND_SIZE_IN = (4.8, 2.2)  # the others, two to a row: same text size on the page
 TIMELINE_SIZE_IN = (7.2, 4.6)
-_RC: Any = {"svg.fonttype": "none", "font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8,
-       "axes.spines.top": False, "axes.spines.right": False, "path.simplify": True,
-       "font.family": "DejaVu Sans"}  # ships with matplotlib: the same layout everywhere
+# (Any: matplotlib types rc keys as Literals.) text.parse_math off: a "$" in a recipe name
+# is text, not TeX; DejaVu Sans ships with matplotlib: the same layout everywhere.
+_RC: Any = {"svg.fonttype": "none", "text.parse_math": False, "font.size": 8,
+            "axes.titlesize": 9, "axes.labelsize": 8, "axes.spines.top": False,
+            "axes.spines.right": False, "path.simplify": True, "font.family": "DejaVu Sans"}
 VALID_COLOUR = "#3465a4"
 MEDIAN_COLOUR = "#204a87"
 INVALID_COLOUR = "#cc0000"
@@ -46,11 +50,25 @@ def _svg(fig: Figure, salt: str) -> str:
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": salt}):
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    text = buf.getvalue()
+    text = _own_ids(buf.getvalue(), salt)
     text = text[text.index("<svg"):]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.S)  # RDF
     # viewBox keeps the aspect ratio; the page's CSS gives the width.
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)
     return text.replace("<svg", '<svg role="img" class="plot"', 1)
+
+
+def _own_ids(svg: str, salt: str) -> str:
+    """Prefix every id of one plot (and each reference to it) with the plot's own name:
+    matplotlib numbers its groups ``figure_1``, ``axes_1``... afresh in every SVG, and
+    several plots share one HTML page, where ids must be unique."""
+    prefix = "".join(c if c.isalnum() else "-" for c in salt)
+    ids = set(re.findall(r'\sid="([^"]+)"', svg))
+    if not ids:
+        return svg
+    names = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+    svg = re.sub(rf'(\sid=")({names})"', rf'\1{prefix}-\2"', svg)
+    return re.sub(rf'#({names})([")])', rf'#{prefix}-\1\2', svg)
 
 
 def _figure(size: tuple[float, float], **margins: float) -> Figure:
@@ -63,13 +81,16 @@ def _figure(size: tuple[float, float], **margins: float) -> Figure:
     return fig
 
 
-def trend_svg(series: Series, *, salt: str | None = None) -> str:
+def trend_svg(series: Series, *, salt: str | None = None, small: bool = False) -> str:
     """A series over nights: each valid run a dot, the night's median a line, invalid runs
     apart (red crosses, below the axis' data), change points as dashed lines with their %."""
     import matplotlib
 
     with matplotlib.rc_context(_RC):
-        fig = _figure(TREND_SIZE_IN, left=0.09, right=0.99, top=0.88, bottom=0.12)
+        if small:
+            fig = _figure(SMALL_TREND_SIZE_IN, left=0.14, right=0.95, top=0.86, bottom=0.13)
+        else:
+            fig = _figure(TREND_SIZE_IN, left=0.1, right=0.96, top=0.86, bottom=0.12)
         ax = fig.add_subplot()
         _trend(ax, series)
         return _svg(fig, salt or series.key.anchor)
@@ -103,9 +124,11 @@ def _trend(ax: Axes, series: Series) -> None:
                         xycoords=("data", "axes fraction"), xytext=(3, -9),
                         textcoords="offset points", color=colour, fontsize=8)
     ax.set_ylabel(series.key.metric)
-    ax.set_title(f"{series.key.serial} ({series.key.model}) · {series.key.recipe}", loc="left")
+    ax.set_title(f"{series.key.serial} · {series.key.recipe}", loc="left")
     ax.grid(True, axis="y", color="#dddddd", lw=0.5)
-    ax.legend(loc="upper left", fontsize=7, frameon=False, ncols=3)
+    # Above the plot, right of the title: never over the data or a change point's label.
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False,
+              ncols=3, borderaxespad=0.2, handletextpad=0.3, columnspacing=0.8)
     ax.margins(y=0.25)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
