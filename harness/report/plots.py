@@ -83,7 +83,8 @@ def _figure(size: tuple[float, float], **margins: float) -> Figure:
 
 def trend_svg(series: Series, *, salt: str | None = None, small: bool = False) -> str:
     """A series over nights: each valid run a dot, the night's median a line, invalid runs
-    apart (red crosses, below the axis' data), change points as dashed lines with their %."""
+    apart (red crosses), change points as dashed lines with their %. ``small``: half the
+    page's width, no legend (the page says what the marks mean once, above the plots)."""
     import matplotlib
 
     with matplotlib.rc_context(_RC):
@@ -92,7 +93,7 @@ def trend_svg(series: Series, *, salt: str | None = None, small: bool = False) -
         else:
             fig = _figure(TREND_SIZE_IN, left=0.1, right=0.96, top=0.86, bottom=0.12)
         ax = fig.add_subplot()
-        _trend(ax, series)
+        _trend(ax, series, legend=not small, title_chars=48 if small else 90)
         return _svg(fig, salt or series.key.anchor)
 
 
@@ -100,7 +101,11 @@ def _day_label(x: float, _pos: object = None) -> str:
     return time.strftime("%m-%d", time.gmtime(x * DAY_S))
 
 
-def _trend(ax: Axes, series: Series) -> None:
+def _short(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def _trend(ax: Axes, series: Series, *, legend: bool, title_chars: int) -> None:
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     days = [n.started_at / DAY_S for n in series.nights]  # x: days since 1970 (UTC)
@@ -124,11 +129,11 @@ def _trend(ax: Axes, series: Series) -> None:
                         xycoords=("data", "axes fraction"), xytext=(3, -9),
                         textcoords="offset points", color=colour, fontsize=8)
     ax.set_ylabel(series.key.metric)
-    ax.set_title(f"{series.key.serial} · {series.key.recipe}", loc="left")
+    ax.set_title(_short(f"{series.key.serial} · {series.key.recipe}", title_chars), loc="left")
     ax.grid(True, axis="y", color="#dddddd", lw=0.5)
-    # Above the plot, right of the title: never over the data or a change point's label.
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False,
-              ncols=3, borderaxespad=0.2, handletextpad=0.3, columnspacing=0.8)
+    if legend:  # above the plot, right of the title: never over the data or a label
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False,
+                  ncols=3, borderaxespad=0.2, handletextpad=0.3, columnspacing=0.8)
     ax.margins(y=0.25)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
