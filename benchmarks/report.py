@@ -50,6 +50,29 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     return time.perf_counter() - wall, time.process_time() - cpu, value
 
 
+def one_round(db: Path, out: Path, texts: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """Each part once: name -> (wall s, CPU s); the rendered texts land in ``texts``."""
+    times: dict[str, tuple[float, float]] = {}
+    with Store.open(db) as store:
+        bench = resolve_bench(store, None)
+        assert bench is not None
+        w, c, _ = timed(lambda: analyse(store, bench_id=bench.id))
+        times["analyse"] = (w, c)
+        w, c, report = timed(lambda: collect_bench(store, bench))
+        times["collect"] = (w, c)
+    renderers: dict[str, Callable[[Any], str]] = {
+        "html": render_html, "junit": render_junit, "md": render_markdown, "json": render_json}
+    for name, render in renderers.items():
+        w, c, texts[name] = timed(lambda: render(report))  # noqa: B023  # called at once
+        times[name] = (w, c)
+    cmd = [sys.executable, "-m", "harness.cli", "report", "--db", str(db),
+           "--html", str(out / "report.html"), "--junit", str(out / "junit.xml"),
+           "--md", str(out / "summary.md"), "--json", str(out / "report.json")]
+    w, _, _ = timed(lambda: subprocess.run(cmd, check=True, capture_output=True))
+    times["command"] = (w, float("nan"))  # another process's CPU: not measured here
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -63,46 +86,24 @@ def main() -> int:
         print(f"database: 3 phones x 2 recipes x {args.nights} nights, "
               f"{len(built.run_ids)} runs, {(tmp / 'results.sqlite').stat().st_size / 1e6:.1f}"
               f" MB, built in {time.perf_counter() - start:.1f} s")
-        names = ["analyse", "collect", "html", "junit", "md", "json", "command"]
-        wall: dict[str, list[float]] = {n: [] for n in names}
-        cpu: dict[str, list[float]] = {n: [] for n in names}
         texts: dict[str, str] = {}
-        out = args.keep or tmp / "out"
-        for _ in range(args.repeat):
-            with Store.open(built.path) as store:
-                bench = resolve_bench(store, None)
-                assert bench is not None
-                for name, fn in (("analyse", lambda: analyse(store, bench_id=bench.id)),
-                                 ("collect", lambda: collect_bench(store, bench))):
-                    w, c, value = timed(fn)
-                    wall[name].append(w)
-                    cpu[name].append(c)
-                report = value
-            for name, render in (("html", render_html), ("junit", render_junit),
-                                 ("md", render_markdown), ("json", render_json)):
-                w, c, texts[name] = timed(lambda r=render: r(report))  # type: ignore[misc]
-                wall[name].append(w)
-                cpu[name].append(c)
-            cmd = [sys.executable, "-m", "harness.cli", "report", "--db", str(built.path),
-                   "--html", str(out / "report.html"), "--junit", str(out / "junit.xml"),
-                   "--md", str(out / "summary.md"), "--json", str(out / "report.json")]
-            w, c, _ = timed(lambda: subprocess.run(cmd, check=True, capture_output=True))
-            wall["command"].append(w)
-            cpu["command"].append(float("nan"))  # another process's CPU: not measured here
+        rounds = [one_round(built.path, args.keep or tmp / "out", texts)
+                  for _ in range(args.repeat)]
         med = statistics.median
-        base = med(wall["analyse"])
+        base = med(r["analyse"][0] for r in rounds)
         print(f"\n{'step':<9} {'wall s':>8} {'CPU s':>8} {'x analyse':>10}")
-        for name in names:
-            c = med(cpu[name])
-            cpu_text = "–" if c != c else f"{c:.2f}"  # NaN: another process's CPU
-            print(f"{name:<9} {med(wall[name]):>8.2f} {cpu_text:>8} "
-                  f"{med(wall[name]) / base:>10.1f}")
+        for name in rounds[0]:
+            wall = med(r[name][0] for r in rounds)
+            cpu = med(r[name][1] for r in rounds)
+            cpu_text = "–" if cpu != cpu else f"{cpu:.2f}"  # NaN: another process's CPU
+            print(f"{name:<9} {wall:>8.2f} {cpu_text:>8} {wall / base:>10.1f}")
         page = texts["html"]
         svg = sum(len(m) for m in re.findall(r"<svg.*?</svg>", page, flags=re.S))
         thumbs = sum(len(m) for m in re.findall(r"data:image/jpeg;base64,[A-Za-z0-9+/=]+", page))
         print(f"\nHTML {len(page.encode()) / 1e6:.2f} MB (limit 5 MB): plots {svg / 1e6:.2f} MB "
               f"in {page.count('<svg')} SVGs, thumbnails {thumbs / 1e6:.2f} MB in "
-              f"{page.count('data:image/jpeg')} JPEGs, the rest {(len(page) - svg - thumbs) / 1e6:.2f} MB")
+              f"{page.count('data:image/jpeg')} JPEGs, the rest "
+              f"{(len(page) - svg - thumbs) / 1e6:.2f} MB")
         for name in ("junit", "md", "json"):
             print(f"{name} {len(texts[name].encode()) / 1e3:.1f} kB")
     return 0
