@@ -20,6 +20,7 @@ from markupsafe import Markup
 from harness.report import fmt
 from harness.report.model import Finding, Report, RunView, Series
 from harness.report.plots import timeline_svg, trend_svg
+from harness.report.repro import ReplayView, SweepView
 from harness.report.thumbs import thumbnail_uri
 
 LOG_LINES = 40  # lines of a step's stdout/stderr tail shown in the report
@@ -129,3 +130,16 @@ def render_html(report: Report, *, thumbnails: bool = True) -> str:
     return template.render(report=report, findings=_findings(report), series=series,
                            plots=plots, extras=extras, single_run=report.bench is None
                            and len(report.runs) == 1)
+
+
+def render_repro_html(*, sweep: SweepView | None = None, replay: ReplayView | None = None,
+                      harness_version: str, generated_at: float) -> str:
+    """A sweep's contact sheet and cells, or a replay's two sides next to each other."""
+    if (sweep is None) == (replay is None):
+        raise ValueError("one of sweep and replay")
+    title = (f"harness sweep: {sweep.recipe} on {sweep.serial}" if sweep else
+             f"harness replay: {replay.original.label} vs {replay.replay.label}"
+             if replay else "")
+    return environment().get_template("repro.html.j2").render(
+        sweep=sweep, replay=replay, title=title, harness_version=harness_version,
+        generated_at=generated_at)

@@ -88,3 +88,20 @@ def write_run_report(store: Store, run_id: str, *, html: Path | None = None,
                      json: Path | None = None, now: float | None = None) -> Written:
     """The one-run report (outputs, telemetry, steps, logs) of ``run_id``."""
     return write_report(collect_run(store, run_id, now=now), html=html, json=json)
+
+
+def write_repro_html(html: Path, *, sweep: Path | None = None, replay: Path | None = None,
+                     store: Store | None = None, now: float | None = None) -> Written:
+    """The page of a sweep folder (its ``sweep.json``) or of a replay's JSON at ``html``."""
+    import time
+
+    from harness import __version__
+    from harness.report.html import render_repro_html
+    from harness.report.repro import load_replay, load_sweep
+
+    page = render_repro_html(
+        sweep=load_sweep(sweep) if sweep is not None else None,
+        replay=load_replay(replay, store) if replay is not None else None,
+        harness_version=__version__, generated_at=time.time() if now is None else now)
+    empty = Report(title="", generated_at=0.0, harness_version=__version__, bench=None)
+    return Written(empty, {"html": (html, write_text(html, page))})

@@ -173,3 +173,20 @@ def test_run_page_renders_in_a_browser(nightly: BuiltDb, tmp_path: Path) -> None
         assert len(probe["images"]) == 2 and all(i["ok"] for i in probe["images"])
         _assert_quiet(page, trap, html)
 
+
+
+def test_sweep_page_renders_in_a_browser(tmp_path: Path) -> None:
+    from tests.unit.report.test_repro import _sweep_folder
+
+    html = tmp_path / "sweep.html"
+    done = harness("report", "--sweep", str(_sweep_folder(tmp_path)), "--html", str(html),
+                   "--db", str(tmp_path / "r.sqlite"))
+    assert done.returncode == 0, done.stderr
+    with open_page(tmp_path / "profile") as (page, trap):
+        probe = _load(page, html)
+        _keep(page.screenshot(tmp_path / "sweep-top.png"))
+        sheet = page.evaluate("(() => { const i = document.querySelector('#sheet');"
+                              " return i && i.complete && i.naturalWidth; })()")
+        assert sheet and sheet > 100
+        assert probe["pwned"] is None and all(i["ok"] for i in probe["images"])
+        _assert_quiet(page, trap, html)
