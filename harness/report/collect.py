@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import __version__
+from harness.bench.history import is_time_metric
 from harness.bench.series import summarize
 from harness.report.history import history_view
 from harness.report.model import (
@@ -92,8 +93,21 @@ def run_view(store: Store, run: BenchRun, timeline: TimelineData) -> RunView:
         conditions=run.conditions, telemetry=telemetry_summary(timeline))
 
 
+# Telemetry's per-step figures worth a stability column next to the times (harness.run.
+# telemetry); counts (steps, iters, samples) are not.
+TABLE_TELEMETRY = ("peak_rss_kb", "min_mem_available_kb", "mean_power_w", "energy_j",
+                   "max_temp_c")
+
+
+def table_metric(metric: str) -> bool:
+    """Whether ``step/name`` belongs in the per-phone table: a time, or telemetry above."""
+    name = metric.split("/", 1)[-1]
+    return is_time_metric(name) or name in TABLE_TELEMETRY
+
+
 def phones_table(runs: Sequence[RunView]) -> tuple[Phone, ...]:
-    """Per phone: each recipe x metric of tonight's valid measured runs, with its CV."""
+    """Per phone: each recipe x metric (times and a few telemetry figures) of tonight's
+    valid measured runs, with its CV."""
     by_phone: dict[str, list[RunView]] = defaultdict(list)
     for r in runs:
         by_phone[r.serial or "?"].append(r)
@@ -104,7 +118,8 @@ def phones_table(runs: Sequence[RunView]) -> tuple[Phone, ...]:
             if r.warmup or r.failed or r.invalid:
                 continue
             for metric, value in r.metrics.items():
-                values[(r.recipe, metric)].append(value)
+                if table_metric(metric):
+                    values[(r.recipe, metric)].append(value)
         rows = []
         for (recipe, metric), vals in sorted(values.items()):
             s = summarize(vals)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DAY_S = 86_400.0
+MAX_TEMP_LINES = 4  # thermal zones drawn: the hottest ones (plus the battery)
 MAX_POINTS = 240  # per line of a timeline: more cannot be seen at this size, only weighed
 TREND_SIZE_IN = (7.2, 2.4)  # a series with a change: the page's full width
 SMALL_TREND_SIZE_IN = (4.8, 2.2)  # the others, two to a row: same text size on the page
@@ -203,6 +204,15 @@ def _phases(axes: Sequence[Axes], timeline: TimelineData, offsets: dict[str, flo
                          "axes fraction"), ha="center", va="bottom", fontsize=8)
 
 
+def _temperatures(timeline: TimelineData, names: Sequence[str]) -> list[str]:
+    """The zones worth a line: the battery and the hottest few (a phone has dozens)."""
+    peak = {n: max((v for step in timeline.values() for _, v in step.get(n, [])),
+                   default=-math.inf) for n in names if n.startswith("temp_")}
+    hottest = sorted(peak, key=lambda n: -peak[n])[:MAX_TEMP_LINES]
+    battery = [n for n in peak if "batt" in n and n not in hottest][:1]
+    return sorted(hottest + battery)
+
+
 def _same_x(axes: Sequence[Axes]) -> None:
     from matplotlib.ticker import MaxNLocator, NullLocator
 
@@ -236,7 +246,7 @@ def timeline_svg(timeline: TimelineData, step_order: Sequence[str], *, salt: str
         _line(power, timeline, offsets, "power_w", 1.0, color="#ce5c00", lw=1, label="power")
         power.set_ylabel("power W")
         names = sorted({n for pts in timeline.values() for n in pts})
-        for name in [n for n in names if n.startswith("temp_")]:
+        for name in _temperatures(timeline, names):
             _line(temp, timeline, offsets, name, 1.0, lw=1, label=name[5:-2])
         temp.set_ylabel("°C")
         for name in [n for n in names if n.startswith("cpu") and n.endswith("_cur_khz")]:

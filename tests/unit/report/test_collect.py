@@ -71,3 +71,12 @@ def test_telemetry_summary_of_nothing() -> None:
                                  "b": {"temp_cpu_c": [(0.0, 45.0)]}})
     assert summary.max_temp_c == {"temp_cpu_c": 45.0}
     assert summary.min_cap_khz == {"cpu7_max_khz": 1.4e6}
+
+
+def test_table_metrics_are_times_and_a_few_telemetry_figures() -> None:
+    from harness.report.collect import table_metric
+
+    assert table_metric("unet/unet.s/step") and table_metric("sd15/total_s")
+    assert table_metric("vae/s/it") and table_metric("unet/peak_rss_kb")
+    assert not table_metric("vae/iters") and not table_metric("sd15/steps")
+    assert not table_metric("unet/samples") and not table_metric("unet/on_charger")

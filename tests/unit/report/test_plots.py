@@ -50,3 +50,12 @@ def test_decimate_keeps_peaks() -> None:
     assert (4321.0, 99.0) in kept and (777.0, -5.0) in kept
     assert [p[0] for p in kept] == sorted(p[0] for p in kept)
     assert decimate(points[:50], 200) == points[:50]
+
+
+def test_timeline_draws_the_hottest_zones_and_the_battery() -> None:
+    zones = {f"temp_zone{i}_c": [(0.0, 30.0 + i), (1.0, 31.0 + i)] for i in range(40)}
+    zones["temp_battery_c"] = [(0.0, 25.0), (1.0, 26.0)]
+    svg = timeline_svg({"unet": zones}, ["unet"], salt="z")
+    root = ET.fromstring(svg)
+    texts = {"".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"zone39", "zone36", "battery"} <= texts and "zone35" not in texts
