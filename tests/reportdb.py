@@ -188,6 +188,29 @@ def _night(conn: Any, built: BuiltDb, bench: _Night, rng: random.Random, *, nigh
                          last=recipe == list(recipes)[-1], failing=min(3, runs - 1))
 
 
+def _read(hot: bool, after: bool) -> dict[str, Any]:
+    """One conditions read as harness bench records it (harness.bench.conditions)."""
+    zones = {f"cpu-{i}-0-0": 35.5 + i + (12 if after else 0) + (6 if hot else 0)
+             for i in range(8)} | {"battery": 31.0 + (2.4 if after else 0)}
+    clusters = [{"policy": f"policy{p}", "max_khz": mx, "cap_khz": 1_401_600 if hot and p == 7
+                 else mx, "time_in_state": {str(mx): 1000 + (2000 if after else 0)}}
+                for p, mx in ((0, 2_265_600), (7, 3_302_400))]
+    return {"thermal_status": (3 if hot else 0) if after else 0, "battery_level": 80,
+            "battery_c": 36.2 if hot and not after else 31.0 + (2.4 if after else 0),
+            "charging": False, "zones": zones, "clusters": clusters}
+
+
+def _conditions(hot: bool) -> dict[str, Any]:
+    return {"series": "x", "before": _read(hot, False), "after": _read(hot, True),
+            "cool_wait": {"waited_s": 12.0, "limit_s": 600},
+            "clusters": [{"policy": "policy0", "top_khz": 2_265_600, "max_khz": 2_265_600,
+                          "cap_khz": 2_265_600, "seconds_by_khz": {"2265600": 20.0}},
+                         {"policy": "policy7", "top_khz": 1_401_600 if hot else 3_302_400,
+                          "max_khz": 3_302_400, "cap_khz": 1_401_600 if hot else 3_302_400,
+                          "seconds_by_khz": {"3302400": 20.0}}],
+            "limits": {"battery_c": 35.0, "cpu_c": 38.0, "run_cpu_c": 60.0}}
+
+
 def _one_run(conn: Any, built: BuiltDb, bench: _Night, rng: random.Random, *, t: float,
              phone: int, serial: str, device: dict[str, Any], recipe: str,
              steps: dict[str, dict[str, float]], repeat: int, nights: int,
@@ -219,9 +242,7 @@ def _one_run(conn: Any, built: BuiltDb, bench: _Night, rng: random.Random, *, t:
         (run_id, recipe, serial, json.dumps(device), t, t + 40, status,
          diagnosis, diagnosis, f"logs/{run_id}", bench.bench_id, validity, reason,
          max(repeat, 0), int(repeat < 0), json.dumps(_provenance(phone, bench.index, nights)),
-         json.dumps({"thermal_status": 3 if hot else 0, "battery_c": 36.2 if hot else 31.0,
-                     "caps_khz": {"cpu7": 1_401_600 if hot else 3_302_400},
-                     "cool_wait_s": 12.0}),
+         json.dumps(_conditions(hot)),
          json.dumps({"battery_c": 31.0, "zones": {"cpu-1-0-0": 35.5}}),
          json.dumps({"battery_c": 33.4, "zones": {"cpu-1-0-0": 47.1}})))
     step_seconds = []

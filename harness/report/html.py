@@ -17,7 +17,7 @@ from functools import lru_cache
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from harness.report import fmt
+from harness.report import conditions, fmt
 from harness.report.model import Finding, Report, RunView, Series
 from harness.report.plots import timeline_svg, trend_svg
 from harness.report.repro import ReplayView, SweepView
@@ -50,7 +50,8 @@ def environment() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=fmt.when, num=fmt.num, pct=fmt.pct, pvalue=fmt.pvalue,
-                       tail=_tail, gb=fmt.gb, ghz=fmt.ghz, pairs=_pairs)
+                       tail=_tail, gb=fmt.gb, ghz=fmt.ghz, pairs=_pairs,
+                       conditions=conditions.describe)
     return env
 
 
