@@ -72,7 +72,8 @@ def test_every_field_is_documented(small_nightly: BuiltDb) -> None:
             for v in value:
                 walk(v)
 
-    walk({k: v for k, v in data.items() if k != "runs"} | {"runs": data["runs"][:1]})
-    conditions = set(data["runs"][0]["conditions"] or {})
-    missing = sorted(n for n in names - conditions if f'"{n}"' not in doc)
+    # A run's conditions are harness bench's record, kept as it is: not the report's fields.
+    first = data["runs"][0] | {"conditions": None}
+    walk({k: v for k, v in data.items() if k != "runs"} | {"runs": [first]})
+    missing = sorted(n for n in names if f'"{n}"' not in doc)
     assert missing == []
