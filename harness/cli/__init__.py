@@ -1,8 +1,8 @@
 """The ``harness`` command line: parse options, call one library function, render the result.
 
-One module per command group (devices, run, sim, sync, recipes, runs, repro, bundle); this one
-holds the group, ``main()`` and the one place where errors become exit codes. May import every
-layer.
+One module per command group (devices, run, bench, sim, sync, recipes, runs, repro, bundle,
+report); this one holds the group, ``main()`` and the one place where errors become exit codes.
+May import every layer.
 """
 
 from __future__ import annotations
@@ -157,9 +157,9 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from harness.cli import bench, bundle, devices, recipes, repro, run, runs, sim, sync
+    from harness.cli import bench, bundle, devices, recipes, report, repro, run, runs, sim, sync
 
-    for module in (devices, run, bench, sim, sync, recipes, runs, repro, bundle):
+    for module in (devices, run, bench, sim, sync, recipes, runs, repro, bundle, report):
         for command in module.COMMANDS:
             cli.add_command(command)
 

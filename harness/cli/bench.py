@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from harness.cli.options import FiniteFloat, Output, db_option, farm_option, output_options
-from harness.console import err, out
+from harness.console import err, escape, out
 from harness.errors import EXIT_RUN_FAILED
 
 EXIT_REGRESSED = 6  # the bench ran and found a regression
@@ -50,11 +48,19 @@ EXIT_REGRESSED = 6  # the bench ran and found a regression
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="P", help="Also write the bench report as JSON to P "
               "(`-` for stdout).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="P", help="At the end, write the bench's HTML report to P "
+              "(as `harness report BENCH_ID --html P`).")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="P", help="At the end, write the JUnit XML report to P.")
+@click.option("--md", "md_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="P", help="At the end, write the Markdown summary to P.")
 def bench_cmd(recipes: str | None, selector: str | None, repeat: int | None,
               warmup: int | None, budget: float | None, baseline: str | None,
               shard: str | None, resume: str | None, config_path: Path | None,
               farm_path: Path | None, db_path: Path | None, logs_dir: Path, lease_wait: float,
-              recipes_dirs: tuple[Path, ...], json_path: Path | None) -> None:
+              recipes_dirs: tuple[Path, ...], json_path: Path | None,
+              html_path: Path | None, junit_path: Path | None, md_path: Path | None) -> None:
     """Bench every eligible phone x recipe: fair, judged, stored, gated against a baseline."""
     from harness.bench.config import BenchConfig, Overrides, load_config, with_overrides
     from harness.bench.engine import Bench, BenchRequest
@@ -87,9 +93,24 @@ def bench_cmd(recipes: str | None, selector: str | None, repeat: int | None,
             json_path.write_text(json.dumps(data, indent=2, default=str))
     if json_path is None or str(json_path) != "-":
         _print_report(data)
+    if html_path or junit_path or md_path:
+        _write_reports(db_path, report.bench_id, html_path, junit_path, md_path)
     code = exit_code(report, bench.config)
     if code:
         sys.exit(code)
+
+
+def _write_reports(db_path: Path | None, bench_id: str, html: Path | None,
+                   junit: Path | None, md: Path | None) -> None:
+    """The reports of the bench that just ended, from what it stored (``harness report``)."""
+    from harness.report.write import write_reports
+    from harness.results.store import Store
+
+    with Store.open(db_path) as store:
+        write_reports(store, bench_id, html=html, junit=junit, md=md)
+    for label, path in (("HTML", html), ("JUnit", junit), ("Markdown", md)):
+        if path is not None:
+            err.print(f"{label} report: {path}")
 
 
 def exit_code(report: Any, config: Any) -> int:
@@ -121,6 +142,8 @@ def _events(quiet_stdout: bool) -> Any:
 
 
 def _print_report(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
     for r in data["rejected"]:
         out.print(f"rejected: {escape(str(r['serial'] or 'every phone'))} x "
                   f"{escape(r['series'])}: {escape(r['reason'])}", highlight=False)

@@ -7,11 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from harness.cli.options import Output, db_option, farm_option, output_options
-from harness.console import err, out
+from harness.console import err, escape, out
 from harness.errors import EXIT_RUN_FAILED
 
 
@@ -81,6 +79,8 @@ def _fmt(value: Any, unit: str = "") -> str:
 
 
 def _print_sides(result: Any) -> None:
+    from rich.table import Table
+
     a, b = result.original, result.replay
     table = Table("", "original", "replay")
     rows: list[tuple[str, Any, Any]] = [

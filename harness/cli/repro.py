@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from harness.cli.options import db_option, emit_json, farm_option
-from harness.console import err, out
+from harness.console import err, escape, out
+
+if TYPE_CHECKING:
+    from rich.text import Text
 from harness.errors import EXIT_RUN_FAILED
 
 KIND_STYLE = {"clean": "green", "blocks": "yellow", "nan": "magenta", "oom": "red",
@@ -55,6 +55,8 @@ def _block(kind: str, label: str) -> str:
 
 
 def _cell(kind: str, label: str) -> Text:
+    from rich.text import Text
+
     return Text(f"■ {label}", style=KIND_STYLE.get(kind, "white"))
 
 
@@ -112,6 +114,8 @@ def sweep_cmd(recipe: str, selector: str, sweeps: tuple[str, ...], set_pairs: tu
 
 
 def _print_sweep(result: Any) -> None:
+    from rich.table import Table
+
     table = Table(*[a.var for a in result.axes], "verdict", "colour blocks", "OOM", "NaN",
                   "time s", "detail")
     for cell in result.cells:

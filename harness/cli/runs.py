@@ -112,13 +112,21 @@ def _print_detail(detail: RunDetail) -> None:
 @runs.command("show")
 @click.argument("run_id")
 @db_option
+@click.option("--html", "html", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the run's self-contained HTML report here (outputs, "
+                   "telemetry timelines, steps and logs).")
 @output_options("Print the run as JSON.")
-def runs_show(run_id: str, db_path: Path | None, output: Output) -> None:
+def runs_show(run_id: str, db_path: Path | None, html: Path | None, output: Output) -> None:
     """Show one run (a unique prefix of its id is enough): steps, metrics, outputs."""
     from harness.results.store import Store
 
     with Store.open(db_path) as store:
         detail = store.get_run(run_id)
+        if html is not None:
+            from harness.cli.report import print_written
+            from harness.report.write import write_run_report
+
+            print_written(write_run_report(store, detail.run.id, html=html).files)
     output.emit({"run": _run_dict(detail.run), "plan": detail.plan,
                  "steps": [asdict(s) for s in detail.steps],
                  "metrics": [asdict(m) for m in detail.metrics],

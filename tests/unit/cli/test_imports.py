@@ -37,3 +37,16 @@ def test_an_earlier_real_adbutils_install_is_left_alone() -> None:
     mods = imported_by("import adbutils.install, harness.device.adbseam, adbutils\n"
                        "assert hasattr(adbutils.AdbDevice, 'install')")
     assert "requests" in mods
+
+
+def test_help_registers_every_command_without_rich_jinja2_matplotlib_or_numpy() -> None:
+    # ``harness --help`` imports every command module (cli._register); a module-level import
+    # of rich (tables), jinja2 (reports), matplotlib (plots) or numpy there costs every command
+    # its start-up time. Import them inside the functions that print or render.
+    mods = imported_by("import contextlib, io, harness.cli as c\n"
+                       "with contextlib.redirect_stdout(io.StringIO()), "
+                       "contextlib.suppress(SystemExit):\n"
+                       "    c.main(['--help'])")
+    assert {"harness.cli.bench", "harness.cli.repro", "harness.cli.report"} <= mods
+    assert not {m for m in mods if m.split(".")[0] in ("rich", "jinja2", "matplotlib",
+                                                        "numpy")}
