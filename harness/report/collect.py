@@ -20,11 +20,13 @@ from harness.report.history import history_view
 from harness.report.model import (
     BenchView,
     EventView,
+    Finding,
     OutputView,
     Phone,
     PhoneRow,
     Report,
     RunView,
+    SeriesKey,
     StepView,
     Telemetry,
     TimelineData,
@@ -141,6 +143,33 @@ def _bench_view(b: BenchRecord) -> BenchView:
                      b.shard, b.baseline)
 
 
+GATE_VERDICTS = {
+    "regression": "slower than the baseline bench (pairwise gate)",
+    "improvement": "faster than the baseline bench (pairwise gate)",
+}
+
+
+def gate_findings(bench: BenchRecord, history: Sequence[Finding]) -> tuple[Finding, ...]:
+    """The bench's own verdicts against its ``--baseline`` (what its exit code says), for the
+    series the history over nights did not already name with the same kind."""
+    named = {(f.key.serial, f.key.recipe, f.key.metric, f.kind) for f in history}
+    found = []
+    for row in (bench.summary or {}).get("series", []):
+        kind, gate = row.get("verdict"), row.get("gate") or {}
+        if kind not in GATE_VERDICTS:
+            continue
+        key = SeriesKey(row.get("model") or "?", str(row["serial"]), str(row["series"]),
+                        f"{row['step']}/{row['metric']}")
+        if (key.serial, key.recipe, key.metric, kind) in named:
+            continue
+        found.append(Finding(key, str(kind), GATE_VERDICTS[str(kind)], gate.get("median_before"),
+                             gate.get("median_after"), gate.get("effect"), gate.get("p_value"),
+                             row.get("baseline"), bench.id, tuple(row.get("changes") or ()),
+                             f"{gate.get('n_before')} baseline runs against "
+                             f"{gate.get('n_after')} tonight"))
+    return tuple(found)
+
+
 def collect_bench(store: Store, bench: BenchRecord | None, *,
                   now: float | None = None) -> Report:
     """The report of ``bench`` (None: an empty database, an empty report that says so)."""
@@ -156,9 +185,10 @@ def collect_bench(store: Store, bench: BenchRecord | None, *,
         timelines[run.run.id] = samples(store, run.run.id)
         views.append(run_view(store, run, timelines[run.run.id]))
     history = history_view(store, bench.id)
+    findings = (*history.findings, *gate_findings(bench, history.findings))
     return Report(
         title=f"harness bench {bench.id}", generated_at=generated,
-        harness_version=__version__, bench=_bench_view(bench), findings=history.findings,
+        harness_version=__version__, bench=_bench_view(bench), findings=findings,
         series=history.series, phones=phones_table(views), runs=tuple(views),
         events=tuple(EventView(e.at, e.serial, e.recipe, e.kind, e.detail)
                      for e in bench_events(store, bench.id)),

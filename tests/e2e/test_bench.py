@@ -256,8 +256,12 @@ def test_a_slower_build_is_a_regression_named_by_its_asset_change(
     new = ship(builds.Build(speed=1.10, label="nightly-2"))
     result = harness("bench", "--config", str(config), "--farm", str(farm), "--db",
                      str(tmp_path / "b.sqlite"), "--recipes-dir", str(recipes), "--baseline",
-                     "last", cwd=tmp_path)
+                     "last", "--junit", "night.xml", "--md", "night.md", cwd=tmp_path)
     assert result.returncode == 6, result.stderr  # a regression
+    # the reports asked for are written from what the bench stored, the regression in them
+    junit = (tmp_path / "night.xml").read_text()
+    assert "<failure" in junit and "total_s" in junit
+    assert "regress" in (tmp_path / "night.md").read_text().lower()
     assert (f"regression {record.adb_serial} sd15-512 pipeline/total_s: changed: sd15-binary "
             f"changed: sd15_pipeline_run {old[:8]} -> {new[:8]}") in result.stdout
     (summary,) = rows(tmp_path / "b.sqlite", "SELECT summary_json FROM benches WHERE status = "
