@@ -24,14 +24,6 @@ APP_KILL = re.compile(r" I lowmemorykiller: Kill '(com\.[\w.]+)' \(\d+\), uid \d
                       r"oom_score_adj (\d+) to free \d+kB rss")
 
 
-@pytest.fixture()
-def farm_file(tmp_path: Path, sim_farm: SimFarm) -> Path:
-    path = tmp_path / "farm.yaml"
-    path.write_text(f"servers: [{{name: virtual, port: {sim_farm.state.adb_port}}}]\nsim: false\n"
-                    "thermal: {battery_c: 90, cpu_c: 110}\n")
-    return path
-
-
 def run_json(tmp_path: Path, farm_file: Path, serial: str, recipe: str,
              *extra: str) -> tuple[int, dict[str, Any]]:
     result = harness("run", recipe, "-d", serial, "--farm", str(farm_file),

@@ -21,14 +21,6 @@ HARMLESS = ("MNN_POWER=1", "MNN_PREC=2", "OMP_NUM_THREADS=4", "CLML_MNN_ATTN_FP3
             "MNN_MEM=1")
 
 
-@pytest.fixture()
-def farm_file(tmp_path: Path, sim_farm: SimFarm) -> Path:
-    path = tmp_path / "farm.yaml"
-    path.write_text(f"servers: [{{name: virtual, port: {sim_farm.state.adb_port}}}]\nsim: false\n"
-                    "thermal: {battery_c: 90, cpu_c: 110}\n")
-    return path
-
-
 def cli(tmp_path: Path, farm_file: Path, *args: str) -> Any:
     return harness(*args, "--farm", str(farm_file), "--db", str(tmp_path / "results.sqlite"),
                    cwd=tmp_path)

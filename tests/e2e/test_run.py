@@ -22,16 +22,6 @@ from tests.simfarm import SimFarm, phone_runs
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture()
-def farm_file(tmp_path: Path, sim_farm: SimFarm) -> Path:
-    path = tmp_path / "farm.yaml"
-    # Thermal limits out of the way: other tests leave phones warm; hot starts are tested in
-    # test_fidelity.py on a phone of their own.
-    path.write_text(f"servers: [{{name: virtual, port: {sim_farm.state.adb_port}}}]\nsim: false\n"
-                    "thermal: {battery_c: 90, cpu_c: 110}\n")
-    return path
-
-
 def run_json(tmp_path: Path, farm_file: Path, serial: str, recipe: str,
              *extra: str) -> tuple[int, dict[str, Any]]:
     result = harness("run", recipe, "-d", serial, "--farm", str(farm_file),

@@ -29,14 +29,6 @@ SCALE = 0.03  # the binaries' own time scale: a UNet step of ~4 s, a few dozen s
 SAMPLER_MARK = "harness[-]sampler"  # [-]: grep's own command line does not match
 
 
-@pytest.fixture()
-def farm_file(tmp_path: Path, sim_farm: SimFarm) -> Path:
-    path = tmp_path / "farm.yaml"
-    path.write_text(f"servers: [{{name: virtual, port: {sim_farm.state.adb_port}}}]\nsim: false\n"
-                    "thermal: {battery_c: 90, cpu_c: 110}\n")
-    return path
-
-
 def samplers(device: Device) -> list[str]:
     found = device.run(f"grep -l '{SAMPLER_MARK}' /proc/[0-9]*/cmdline 2>/dev/null; true",
                        timeout=30).out.split()
