@@ -126,3 +126,16 @@ def test_single_run_page(small_nightly: BuiltDb) -> None:
 
 def test_hostile_constant_is_hostile() -> None:
     assert "<script>" in EVIL  # the tests above test something
+
+
+def test_a_run_with_colour_blocks_says_so_in_its_heading(tmp_path: Path) -> None:
+    # Seen on the screenshots: a run `ok` by exit status whose output has colour blocks read
+    # "ok" in its heading, the blocks only visible in the picture further down.
+    db = build(tmp_path / "results.sqlite", nights=2, images_dir=tmp_path / "images")
+    with Store.open(db.path) as store:
+        blocked = render_html(collect_run(store, db.blocks_run))
+        clean = render_html(collect_run(store, db.failed_run))
+    heading = re.search(r"<summary>(.*?)</summary>", blocked, re.S)
+    assert heading and "colour blocks" in heading.group(1)
+    other = re.search(r"<summary>(.*?)</summary>", clean, re.S)
+    assert other and "colour blocks" not in other.group(1)
