@@ -365,7 +365,20 @@ class Store:
                     "'abandoned: the harness process that ran it died (killed, or the host "
                     "crashed) before it could record an end') WHERE id = ? AND status = "
                     "'running'", [(run_id,) for run_id in dead])
+        self._mark_benches_abandoned()
         return dead
+
+    def _mark_benches_abandoned(self) -> None:
+        """The same for benches (``harness bench --resume`` still takes them over)."""
+        rows = self.conn.execute("SELECT id, host, holder_pid, holder_start FROM benches "
+                                 "WHERE status = 'running' AND holder_pid IS NOT NULL "
+                                 "AND host = ?", (socket.gethostname(),)).fetchall()
+        dead = [(r["id"],) for r in rows
+                if Holder(r["host"], r["holder_pid"], r["holder_start"] or "").dead_here()]
+        if dead:
+            with self._tx() as tx:
+                tx.executemany("UPDATE benches SET status = 'abandoned', ended_at = NULL "
+                               "WHERE id = ? AND status = 'running'", dead)
 
     # ---- reading ---------------------------------------------------------------------------
 

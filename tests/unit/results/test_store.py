@@ -335,3 +335,22 @@ def test_migrations_4_and_5_add_benches_validity_and_samples(tmp_path: Path,
         c.execute("INSERT INTO samples VALUES ('R1', 'unet', 0.1, 'rss_kb', 1024.0)")
         c.execute("DELETE FROM runs WHERE id = 'R1'")  # samples go with their run
         assert c.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 0
+
+
+def test_a_bench_whose_holder_died_becomes_abandoned_and_a_live_ones_stays(
+        tmp_path: Path) -> None:
+    import socket
+
+    from harness.holder import Holder
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    me = Holder.me()
+    with Store.open(tmp_path / "b.sqlite") as store:
+        for bench_id, pid in (("DEAD", int(gone)), ("LIVE", me.pid)):
+            store.conn.execute("INSERT INTO benches (id, started_at, status, config_json, host, "
+                               "holder_pid, holder_start) VALUES (?, 1.0, 'running', '{}', ?, "
+                               "?, ?)", (bench_id, socket.gethostname(), pid, me.start))
+    with Store.open(tmp_path / "b.sqlite") as store:  # opening marks the dead holders' rows
+        status = dict(store.conn.execute("SELECT id, status FROM benches").fetchall())
+    assert status == {"DEAD": "abandoned", "LIVE": "running"}
