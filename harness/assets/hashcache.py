@@ -52,11 +52,38 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+OPEN_TIMEOUT_S = 30.0
+
+
+def _wal(db: sqlite3.Connection) -> None:
+    """Switch ``db`` to WAL, waiting for other writers as its busy timeout would.
+
+    SQLite's busy handler does not cover the journal-mode change: while another connection
+    holds a write transaction on a rollback-journal database (a fresh cache that another
+    process is creating), ``PRAGMA journal_mode=WAL`` fails at once with "database is
+    locked" (sqlite.org, "pragma journal_mode": the change needs an exclusive lock and is
+    not retried). So it is retried here, within the same bound.
+    """
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 class HashCache:
     def __init__(self, db_path: Path) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(db_path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(db_path, check_same_thread=False, timeout=OPEN_TIMEOUT_S)
+        _wal(self._db)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")  # one process migrates at a time
             have = tuple(row[1] for row in self._db.execute("PRAGMA table_info(hashes)"))

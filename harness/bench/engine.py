@@ -318,6 +318,12 @@ class Bench:
             return
         except HarnessError as exc:
             self._lose(serial, str(exc))
+        except Exception as exc:  # a worker thread's last resort
+            # A bug must not make a phone vanish from the bench with exit 0 (seen: a worker
+            # died in a sqlite error and the bench still ended "ok"): the phone is reported
+            # lost with the error, which fails the bench, and the traceback goes to the log.
+            log.exception("bench worker for %s failed", serial)
+            self._lose(serial, f"harness error: {type(exc).__name__}: {exc}")
 
     def _limits(self, farm: Farm, serial: str) -> ThermalLimits:
         base = farm.config.thermal_limits(serial)

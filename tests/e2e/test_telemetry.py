@@ -30,8 +30,14 @@ SAMPLER_MARK = "harness[-]sampler"  # [-]: grep's own command line does not matc
 
 
 def samplers(device: Device) -> list[str]:
-    found = device.run(f"grep -l '{SAMPLER_MARK}' /proc/[0-9]*/cmdline 2>/dev/null; true",
-                       timeout=30).out.split()
+    """The samplers running on this phone. The virtual phones share the host's PID
+    namespace, so /proc also lists other farms' samplers (another test session's): only
+    processes in this phone's mount namespace count, as on a real phone all of /proc is it."""
+    found = device.run(
+        "me=$(readlink /proc/self/ns/mnt); "
+        f"for f in $(grep -l '{SAMPLER_MARK}' /proc/[0-9]*/cmdline 2>/dev/null); do "
+        'd=${f%/cmdline}; [ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$me" ] && echo "$f"; '
+        "done; true", timeout=30).out.split()
     return [p for p in found if "/self/" not in p]
 
 

@@ -177,3 +177,27 @@ def test_open_default_lives_in_harness_home(tmp_path: Path,
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
     HashCache.open_default()
     assert (tmp_path / "cache" / "hashes.sqlite").exists()
+
+
+
+def test_a_cache_opened_while_another_connection_writes_waits_instead_of_failing(
+        tmp_path: Path) -> None:
+    # Seen in CI: bench workers opening a fresh cache together; one died with "database is
+    # locked" at once. SQLite's busy handler does not cover the switch to WAL: while another
+    # connection holds a write transaction on a rollback-journal database, `PRAGMA
+    # journal_mode=WAL` fails immediately, whatever the connection's timeout.
+    import threading
+
+    db = tmp_path / "hashes.sqlite"
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE unrelated (a)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO unrelated VALUES (1)")
+    timer = threading.Timer(0.5, other.execute, ("COMMIT",))
+    timer.start()
+    try:
+        cache = HashCache(db)
+    finally:
+        timer.join()
+        other.close()
+    assert cache._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
