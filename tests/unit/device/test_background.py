@@ -101,6 +101,31 @@ def test_poll_caps_one_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert poll(tmp_path, 2, 0)[1] == b"2345"
 
 
+def test_a_long_poll_waits_on_the_phone_for_new_output(tmp_path: Path) -> None:
+    (tmp_path / "stdout").write_bytes(b"old\n")
+    writer = subprocess.Popen(["sh", "-c", f"sleep 0.3; echo new >> '{tmp_path}/stdout'; "
+                                           "sleep 30"])
+    try:
+        (tmp_path / "pid").write_text(f"{writer.pid}\n")
+        done = sh(poll_command(str(tmp_path), 4, 0, wait_s=20.0))
+        status, _, out = done.stdout.partition(b"\n")
+        # without the wait the poll would answer at once with nothing new
+        assert (status.decode().removeprefix(STATUS_PREFIX), out) == ("running", b"new\n")
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_a_long_poll_answers_when_the_run_ends_or_is_gone(tmp_path: Path) -> None:
+    (tmp_path / "pid").write_text(f"{dead_pid()}\n")  # not running: no wait, no news needed
+    assert sh(poll_command(str(tmp_path), 0, 0, wait_s=20.0)).stdout.startswith(
+        f"{STATUS_PREFIX}gone\n".encode())
+    (tmp_path / "exit").write_text("0\n")
+    (tmp_path / "stdout").write_bytes(b"done\n")
+    assert sh(poll_command(str(tmp_path), 0, 0, wait_s=20.0)).stdout == \
+        f"{STATUS_PREFIX}exit 0\ndone\n".encode()
+
+
 # ---- attach and kill against the in-memory phone ---------------------------------------------
 
 def start(fake: FakeDevice, program: Program, marker: str = "sdxl_pipeline_run") -> BackgroundRun:
