@@ -57,6 +57,9 @@ from harness.run.telemetry import keep as keep_telemetry
 log = logging.getLogger(__name__)
 
 TAIL_CHARS = 4000  # of stdout/stderr kept in the store (the run folder keeps everything)
+# The facts device selection read this long ago or less are the run's "before" facts (their
+# temperatures read again); older ones (a --lease-wait) are read again in full.
+FRESH_FACTS_S = 2.0
 LMKD_COMMAND = "logcat -d -b main -b system -b events 2>/dev/null | grep -iE 'lowmemorykiller|lmkd'"
 OFFLINE_WAIT_S = 30.0  # how long a step waits for a phone that vanished before giving up
 
@@ -200,7 +203,7 @@ class Runner:
     def _start_facts(self, verdicts: list[str]) -> DeviceFacts:
         """The phone's facts at the start, after waiting (bounded) for it to cool."""
         limits, wait_s = self.options.thermal, self.options.wait_cool_s
-        facts = self.device.facts()
+        facts = self.device.fresh_facts(FRESH_FACTS_S)
         reasons = hot_reasons(facts, limits)
         if reasons and wait_s > 0:
             self.events.phase(f"{self.device.serial} is hot ({'; '.join(reasons)}); waiting "
