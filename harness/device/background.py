@@ -48,6 +48,7 @@ POLL_WAIT_STEP_S = 0.02
 # (the run's end still answers at once): lines reach the host at most ~0.1 s later.
 POLL_SETTLE_CHECKS = 5
 STATUS_PREFIX = "@@harness-status "
+PRELUDE_END = "@@harness-prelude-end"
 # Wrappers up to this size travel inside the launch command (adb requests are < 64 KiB).
 INLINE_SCRIPT_MAX_BYTES = 32 * 1024
 
@@ -150,11 +151,36 @@ class BackgroundRun:
 
         ``run_id`` (the store's id of the harness run, if any) is recorded in ``holder``.
         """
+        run, _ = cls.start_after("", "", device, argv, env, cwd, name, run_id)
+        assert run is not None  # no prelude: nothing can refuse the start
+        return run
+
+    @classmethod
+    def start_after(cls, prelude: str, refuse_mark: str, device: Device,
+                    argv: devshell.Command, env: Mapping[str, str] | None = None,
+                    cwd: str | None = None, name: str = "run",
+                    run_id: str = "") -> tuple[BackgroundRun | None, str]:
+        """:meth:`start`, after the shell command ``prelude`` in the same round trip: the
+        run is not started when ``prelude`` fails (its error is raised) or prints
+        ``refuse_mark`` (e.g. a missing input). Returns the run (None: not started) and
+        what ``prelude`` printed."""
         run = cls(device, f"{time.strftime('%Y%m%d-%H%M%S')}-{safe_name(name)[:40]}-"
                           f"{uuid.uuid4().hex[:8]}")
         script = wrapper_script(run.run_dir, argv, env or {}, cwd)
         d = devshell.quote(run.run_dir)
         holder = devshell.quote(holder_text(Holder.me(), run_id, run.started))
+        first = ""
+        if prelude and len(script) > INLINE_SCRIPT_MAX_BYTES:
+            said = device.run(prelude, check=True, timeout=60).out  # before any folder
+            if refuse_mark and refuse_mark in said:
+                return None, said
+            prelude = ""
+        elif prelude:
+            # $( ) drops the trailing newlines; printf gives one back. The mark line ends it.
+            mark = devshell.quote(refuse_mark)
+            first = (f"o=$( {prelude} ) || {{ r=$?; printf '%s\\n' \"$o\"; exit $r; }}; "
+                     f"printf '%s\\n' \"$o\"; echo {PRELUDE_END}; "
+                     + (f"case \"$o\" in *{mark}*) exit 0;; esac; " if refuse_mark else ""))
         if len(script) <= INLINE_SCRIPT_MAX_BYTES:
             # One round trip: create the folder, write the wrapper, launch it, report the PID.
             write = (f"mkdir -p {d} && printf '%s' {holder} > {d}/holder && "
@@ -168,16 +194,26 @@ class BackgroundRun:
         # subshell for the whole list that keeps adb's stdout open until c ends (dash execs
         # c in place, which hid this), so the launch would wait for the run.
         launched = device.run(
-            f"{write}{{ setsid sh {d}/run.sh < /dev/null > /dev/null 2>&1 & }}; "
+            f"{first}{write}{{ setsid sh {d}/run.sh < /dev/null > /dev/null 2>&1 & }}; "
             f"i=0; while [ ! -s {d}/pid ] && [ $i -lt 1000 ]; do sleep 0.005; i=$((i+1)); "
             f"done; cat {d}/pid", timeout=30)
-        text = launched.out.strip()
+        said, text = "", launched.out
+        if first:
+            head, found, text = launched.out.partition(f"\n{PRELUDE_END}\n")
+            if not found:
+                launched.check()  # the prelude failed: its error
+                raise launched.failed(f"background run {run.run_id}: the command before it "
+                                      f"printed no end mark: {launched.err.strip()}")
+            said = head + "\n"
+            if refuse_mark and refuse_mark in head:
+                return None, said
+        text = text.strip()
         if not text.isdigit():
             raise launched.failed(f"background run {run.run_id} did not start: "
                                   f"{launched.err.strip() or text or 'no PID'}")
         run.pid = int(text)
         log.debug("%s: background run %s started, pid %s", device.serial, run.run_id, text)
-        return run
+        return run, said
 
     def attach(self, on_output: OutputCallback | None = None, timeout: float | None = None,
                kill_on_timeout: bool = True) -> RunOutcome:

@@ -35,7 +35,13 @@ from harness.home import safe_name
 from harness.recipes.lint import ERROR, SDXL_1024_MIN_RAM_GB, SDXL_1024_SIDE_PX, Finding, lint
 from harness.recipes.overrides import apply_overrides, split_set_pairs
 from harness.recipes.plan import Plan, PlanStep
-from harness.recipes.script import missing_inputs, prepare_command, render_shell, step_command
+from harness.recipes.script import (
+    MISSING_PREFIX,
+    missing_inputs,
+    prepare_command,
+    render_shell,
+    step_command,
+)
 from harness.results.step_samples import step_samples
 from harness.results.store import OutputRecord, StepRecord, Store
 from harness.run import oom
@@ -311,13 +317,18 @@ class Runner:
 
     def _run_step(self, run_id: str, index: int, step: PlanStep,
                   verdicts: list[str]) -> StepSummary:
-        # One round trip: check the inputs, clear old outputs, note the lmkd lines in logcat.
+        # One round trip: check the inputs, clear old outputs, note the lmkd lines in logcat
+        # and the clocks and memory, then (no input missing) start the step.
         prep = prepare_command(step)
         snapshot = f"{{ {LMKD_COMMAND}; true; }}; {oom.PROBE_COMMAND}"
-        lines = self.device.run(f"{prep} && {snapshot}" if prep else snapshot, check=True,
-                                timeout=60).out
+        watched = AnnouncingDevice(self.device.serial, self.device.endpoint,
+                                   self.options.offline_wait_s, announce=self.events.phase)
+        started = time.monotonic()
+        self._current, lines = BackgroundRun.start_after(
+            f"{prep} && {snapshot}" if prep else snapshot, MISSING_PREFIX, watched,
+            step_command(step), name=f"{self.plan.recipe}-{step.name}", run_id=run_id)
         missing = missing_inputs(lines)
-        if missing:
+        if missing or self._current is None:
             summary = StepSummary(step.name, None, 0.0, {}, self._missing_diagnosis(missing))
             self._store_step(run_id, index, step, summary, "", "", None)
             return summary
@@ -338,13 +349,7 @@ class Runner:
                 collector.feed_line(line)
             self.events.line(step.name, stream, line)
 
-        watched = AnnouncingDevice(self.device.serial, self.device.endpoint,
-                                   self.options.offline_wait_s, announce=self.events.phase)
-        started = time.monotonic()
         try:
-            self._current = BackgroundRun.start(watched, step_command(step),
-                                                name=f"{self.plan.recipe}-{step.name}",
-                                                run_id=run_id)
             sampler = Sampler.start(self.device, self._current.pid, self.options.telemetry,
                                     self.events.warning)
             try:
