@@ -92,7 +92,8 @@ def _word(token: str) -> str:
 
 _TOKEN = r"('[^']*'|[^\s'|;&<>]+)"
 LAUNCH_RE = re.compile(rf"setsid sh {_TOKEN}/run\.sh < /dev/null")
-POLL_RE = re.compile(rf"^if \[ -f {_TOKEN}/exit \].*tail -c \+(\d+) \S+/stdout .*"
+POLL_RE = re.compile(rf"^(?:p=\$\(cat .*?done; )?"  # the wait of a long poll, if any
+                     rf"if \[ -f {_TOKEN}/exit \].*tail -c \+(\d+) \S+/stdout .*"
                      rf"tail -c \+(\d+) \S+/stderr", re.S)
 KILL_RE = re.compile(r"_target=(\d+);")
 CAT_PID_RE = re.compile(rf"^cat {_TOKEN}/pid 2>/dev/null$")

@@ -39,7 +39,16 @@ POLL_MIN_S = 0.02  # first polls come quickly: short steps end in well under a s
 # over USB), so ten a second cost little and bound how late an ended step is noticed.
 POLL_MAX_S = 0.1
 POLL_CHUNK_BYTES = 4 * 1024 * 1024  # the most output one poll brings back per stream
+# A poll waits on the phone (checking every POLL_WAIT_STEP_S) up to this long for news — the
+# run's end or new output — before it answers: a step's end is noticed within one check
+# instead of one host poll interval, in one or two round trips a second instead of ten.
+POLL_WAIT_S = 1.0
+POLL_WAIT_STEP_S = 0.02
+# Once new output is there, the poll waits this many checks more for the rest of its burst
+# (the run's end still answers at once): lines reach the host at most ~0.1 s later.
+POLL_SETTLE_CHECKS = 5
 STATUS_PREFIX = "@@harness-status "
+PRELUDE_END = "@@harness-prelude-end"
 # Wrappers up to this size travel inside the launch command (adb requests are < 64 KiB).
 INLINE_SCRIPT_MAX_BYTES = 32 * 1024
 
@@ -86,10 +95,31 @@ def wrapper_script(run_dir: str, argv: devshell.Command, env: Mapping[str, str],
     )
 
 
-def poll_command(run_dir: str, out_offset: int, err_offset: int) -> str:
-    """One round trip: a status line then new stdout bytes on stdout, new stderr on stderr."""
+def wait_command(run_dir: str, out_offset: int, err_offset: int, wait_s: float) -> str:
+    """Wait on the phone (at most ``wait_s``) while the run goes on with no new output."""
     d = devshell.quote(run_dir)
+    checks = max(0, int(wait_s / POLL_WAIT_STEP_S))
+    if checks == 0:
+        return ""
+
+    def size(name: str) -> str:  # "" when the file is not there yet: $((+0)) is 0
+        return f"$(( $(wc -c 2>/dev/null < {d}/{name}) + 0 ))"
+
+    # n counts the checks since news came: a burst of lines comes back in one answer.
     return (
+        f"p=$(cat {d}/pid 2>/dev/null); i=0; n=0; while [ $i -lt {checks} ] "
+        f"&& [ $n -lt {POLL_SETTLE_CHECKS} ] && [ ! -f {d}/exit ] && kill -0 \"$p\" "
+        f"2>/dev/null; do if [ $n -gt 0 ] || [ {size('stdout')} -ne {out_offset} ] "
+        f"|| [ {size('stderr')} -ne {err_offset} ]; then n=$((n+1)); fi; "
+        f"sleep {POLL_WAIT_STEP_S:g}; i=$((i+1)); done; "
+    )
+
+
+def poll_command(run_dir: str, out_offset: int, err_offset: int, wait_s: float = 0.0) -> str:
+    """One round trip: a status line then new stdout bytes on stdout, new stderr on stderr;
+    with ``wait_s``, first wait on the phone for news (:func:`wait_command`)."""
+    d = devshell.quote(run_dir)
+    return wait_command(run_dir, out_offset, err_offset, wait_s) + (
         f"if [ -f {d}/exit ]; then s=\"exit $(cat {d}/exit)\"; "
         f"elif [ -s {d}/pid ] && kill -0 $(cat {d}/pid) 2>/dev/null; then s=running; "
         f"elif [ -f {d}/exit ]; then s=\"exit $(cat {d}/exit)\"; "
@@ -121,11 +151,36 @@ class BackgroundRun:
 
         ``run_id`` (the store's id of the harness run, if any) is recorded in ``holder``.
         """
+        run, _ = cls.start_after("", "", device, argv, env, cwd, name, run_id)
+        assert run is not None  # no prelude: nothing can refuse the start
+        return run
+
+    @classmethod
+    def start_after(cls, prelude: str, refuse_mark: str, device: Device,
+                    argv: devshell.Command, env: Mapping[str, str] | None = None,
+                    cwd: str | None = None, name: str = "run",
+                    run_id: str = "") -> tuple[BackgroundRun | None, str]:
+        """:meth:`start`, after the shell command ``prelude`` in the same round trip: the
+        run is not started when ``prelude`` fails (its error is raised) or prints
+        ``refuse_mark`` (e.g. a missing input). Returns the run (None: not started) and
+        what ``prelude`` printed."""
         run = cls(device, f"{time.strftime('%Y%m%d-%H%M%S')}-{safe_name(name)[:40]}-"
                           f"{uuid.uuid4().hex[:8]}")
         script = wrapper_script(run.run_dir, argv, env or {}, cwd)
         d = devshell.quote(run.run_dir)
         holder = devshell.quote(holder_text(Holder.me(), run_id, run.started))
+        first = ""
+        if prelude and len(script) > INLINE_SCRIPT_MAX_BYTES:
+            said = device.run(prelude, check=True, timeout=60).out  # before any folder
+            if refuse_mark and refuse_mark in said:
+                return None, said
+            prelude = ""
+        elif prelude:
+            # $( ) drops the trailing newlines; printf gives one back. The mark line ends it.
+            mark = devshell.quote(refuse_mark)
+            first = (f"o=$( {prelude} ) || {{ r=$?; printf '%s\\n' \"$o\"; exit $r; }}; "
+                     f"printf '%s\\n' \"$o\"; echo {PRELUDE_END}; "
+                     + (f"case \"$o\" in *{mark}*) exit 0;; esac; " if refuse_mark else ""))
         if len(script) <= INLINE_SCRIPT_MAX_BYTES:
             # One round trip: create the folder, write the wrapper, launch it, report the PID.
             write = (f"mkdir -p {d} && printf '%s' {holder} > {d}/holder && "
@@ -139,16 +194,26 @@ class BackgroundRun:
         # subshell for the whole list that keeps adb's stdout open until c ends (dash execs
         # c in place, which hid this), so the launch would wait for the run.
         launched = device.run(
-            f"{write}{{ setsid sh {d}/run.sh < /dev/null > /dev/null 2>&1 & }}; "
+            f"{first}{write}{{ setsid sh {d}/run.sh < /dev/null > /dev/null 2>&1 & }}; "
             f"i=0; while [ ! -s {d}/pid ] && [ $i -lt 1000 ]; do sleep 0.005; i=$((i+1)); "
             f"done; cat {d}/pid", timeout=30)
-        text = launched.out.strip()
+        said, text = "", launched.out
+        if first:
+            head, found, text = launched.out.partition(f"\n{PRELUDE_END}\n")
+            if not found:
+                launched.check()  # the prelude failed: its error
+                raise launched.failed(f"background run {run.run_id}: the command before it "
+                                      f"printed no end mark: {launched.err.strip()}")
+            said = head + "\n"
+            if refuse_mark and refuse_mark in head:
+                return None, said
+        text = text.strip()
         if not text.isdigit():
             raise launched.failed(f"background run {run.run_id} did not start: "
                                   f"{launched.err.strip() or text or 'no PID'}")
         run.pid = int(text)
         log.debug("%s: background run %s started, pid %s", device.serial, run.run_id, text)
-        return run
+        return run, said
 
     def attach(self, on_output: OutputCallback | None = None, timeout: float | None = None,
                kill_on_timeout: bool = True) -> RunOutcome:
@@ -163,9 +228,12 @@ class BackgroundRun:
         interval = POLL_MIN_S
         reconnects = 0
         while True:
+            wait_s = POLL_WAIT_S if deadline is None else \
+                max(0.0, min(POLL_WAIT_S, deadline - time.monotonic()))
+            polled = time.monotonic()
             try:
-                result = self.device.run(poll_command(self.run_dir, len(out), len(err)),
-                                         timeout=60)
+                result = self.device.run(poll_command(self.run_dir, len(out), len(err),
+                                                      wait_s), timeout=60)
             except (DeviceDisconnected, CommandTimeout) as exc:
                 log.info("%s: lost run %s (%s); reconnecting", self.device.serial,
                          self.run_id, exc)
@@ -201,7 +269,10 @@ class BackgroundRun:
                     self.kill()
                 return self._outcome(None, out, err, start, reconnects, pending, on_output,
                                      killed=kill_on_timeout, timed_out=True)
-            if not more:
+            if not more and not new_out and not result.stderr \
+                    and time.monotonic() - polled < POLL_MIN_S:
+                # The poll did not wait (the run not started yet, or a phone whose shell
+                # returned at once): do not spin.
                 time.sleep(interval)
                 interval = min(interval * 1.5, POLL_MAX_S)
 

@@ -37,6 +37,7 @@ import concurrent.futures
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -138,6 +139,7 @@ class FarmDevice:
     facts: DeviceFacts | None = None
     excluded: str | None = None
     error: str | None = None
+    facts_at: float | None = None  # time.monotonic() when the facts read began
 
     @property
     def nickname(self) -> str | None:
@@ -161,7 +163,10 @@ class FarmDevice:
         return tags
 
     def device(self, farm: Farm) -> Device:
-        return Device(self.serial, farm.endpoint(self.server))
+        device = Device(self.serial, farm.endpoint(self.server))
+        if self.facts is not None and self.facts_at is not None:
+            device.remember_facts(self.facts, self.facts_at)  # a run may take them (fresh)
+        return device
 
     def to_dict(self) -> dict[str, Any]:
         holder = holder_of(self.serial)
@@ -351,7 +356,9 @@ class Farm:
     def _fill_facts(self, devices: Sequence[FarmDevice]) -> None:
         def read(item: FarmDevice) -> None:
             try:
+                read_at = time.monotonic()
                 item.facts = item.device(self).facts()
+                item.facts_at = read_at
             except DeviceError as exc:
                 item.error = str(exc)
 

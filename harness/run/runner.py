@@ -35,7 +35,13 @@ from harness.home import safe_name
 from harness.recipes.lint import ERROR, SDXL_1024_MIN_RAM_GB, SDXL_1024_SIDE_PX, Finding, lint
 from harness.recipes.overrides import apply_overrides, split_set_pairs
 from harness.recipes.plan import Plan, PlanStep
-from harness.recipes.script import missing_inputs, prepare_command, render_shell, step_command
+from harness.recipes.script import (
+    MISSING_PREFIX,
+    missing_inputs,
+    prepare_command,
+    render_shell,
+    step_command,
+)
 from harness.results.step_samples import step_samples
 from harness.results.store import OutputRecord, StepRecord, Store
 from harness.run import oom
@@ -57,6 +63,9 @@ from harness.run.telemetry import keep as keep_telemetry
 log = logging.getLogger(__name__)
 
 TAIL_CHARS = 4000  # of stdout/stderr kept in the store (the run folder keeps everything)
+# The facts device selection read this long ago or less are the run's "before" facts (their
+# temperatures read again); older ones (a --lease-wait) are read again in full.
+FRESH_FACTS_S = 2.0
 LMKD_COMMAND = "logcat -d -b main -b system -b events 2>/dev/null | grep -iE 'lowmemorykiller|lmkd'"
 OFFLINE_WAIT_S = 30.0  # how long a step waits for a phone that vanished before giving up
 
@@ -200,7 +209,7 @@ class Runner:
     def _start_facts(self, verdicts: list[str]) -> DeviceFacts:
         """The phone's facts at the start, after waiting (bounded) for it to cool."""
         limits, wait_s = self.options.thermal, self.options.wait_cool_s
-        facts = self.device.facts()
+        facts = self.device.fresh_facts(FRESH_FACTS_S)
         reasons = hot_reasons(facts, limits)
         if reasons and wait_s > 0:
             self.events.phase(f"{self.device.serial} is hot ({'; '.join(reasons)}); waiting "
@@ -308,13 +317,18 @@ class Runner:
 
     def _run_step(self, run_id: str, index: int, step: PlanStep,
                   verdicts: list[str]) -> StepSummary:
-        # One round trip: check the inputs, clear old outputs, note the lmkd lines in logcat.
+        # One round trip: check the inputs, clear old outputs, note the lmkd lines in logcat
+        # and the clocks and memory, then (no input missing) start the step.
         prep = prepare_command(step)
         snapshot = f"{{ {LMKD_COMMAND}; true; }}; {oom.PROBE_COMMAND}"
-        lines = self.device.run(f"{prep} && {snapshot}" if prep else snapshot, check=True,
-                                timeout=60).out
+        watched = AnnouncingDevice(self.device.serial, self.device.endpoint,
+                                   self.options.offline_wait_s, announce=self.events.phase)
+        started = time.monotonic()
+        self._current, lines = BackgroundRun.start_after(
+            f"{prep} && {snapshot}" if prep else snapshot, MISSING_PREFIX, watched,
+            step_command(step), name=f"{self.plan.recipe}-{step.name}", run_id=run_id)
         missing = missing_inputs(lines)
-        if missing:
+        if missing or self._current is None:
             summary = StepSummary(step.name, None, 0.0, {}, self._missing_diagnosis(missing))
             self._store_step(run_id, index, step, summary, "", "", None)
             return summary
@@ -335,13 +349,7 @@ class Runner:
                 collector.feed_line(line)
             self.events.line(step.name, stream, line)
 
-        watched = AnnouncingDevice(self.device.serial, self.device.endpoint,
-                                   self.options.offline_wait_s, announce=self.events.phase)
-        started = time.monotonic()
         try:
-            self._current = BackgroundRun.start(watched, step_command(step),
-                                                name=f"{self.plan.recipe}-{step.name}",
-                                                run_id=run_id)
             sampler = Sampler.start(self.device, self._current.pid, self.options.telemetry,
                                     self.events.warning)
             try:

@@ -19,6 +19,7 @@ from harness.device.background import (
     poll_command,
     wrapper_script,
 )
+from harness.device.device import CommandResult
 from harness.device.errors import CommandTimeout, DeviceError
 from harness.home import safe_name
 from tests.fakes import FakeDevice, NotEmulated, Program
@@ -99,6 +100,31 @@ def test_poll_caps_one_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(background, "POLL_CHUNK_BYTES", 4)
     (tmp_path / "stdout").write_bytes(b"0123456789")
     assert poll(tmp_path, 2, 0)[1] == b"2345"
+
+
+def test_a_long_poll_waits_on_the_phone_for_new_output(tmp_path: Path) -> None:
+    (tmp_path / "stdout").write_bytes(b"old\n")
+    writer = subprocess.Popen(["sh", "-c", f"sleep 0.3; echo new >> '{tmp_path}/stdout'; "
+                                           "sleep 30"])
+    try:
+        (tmp_path / "pid").write_text(f"{writer.pid}\n")
+        done = sh(poll_command(str(tmp_path), 4, 0, wait_s=20.0))
+        status, _, out = done.stdout.partition(b"\n")
+        # without the wait the poll would answer at once with nothing new
+        assert (status.decode().removeprefix(STATUS_PREFIX), out) == ("running", b"new\n")
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_a_long_poll_answers_when_the_run_ends_or_is_gone(tmp_path: Path) -> None:
+    (tmp_path / "pid").write_text(f"{dead_pid()}\n")  # not running: no wait, no news needed
+    assert sh(poll_command(str(tmp_path), 0, 0, wait_s=20.0)).stdout.startswith(
+        f"{STATUS_PREFIX}gone\n".encode())
+    (tmp_path / "exit").write_text("0\n")
+    (tmp_path / "stdout").write_bytes(b"done\n")
+    assert sh(poll_command(str(tmp_path), 0, 0, wait_s=20.0)).stdout == \
+        f"{STATUS_PREFIX}exit 0\ndone\n".encode()
 
 
 # ---- attach and kill against the in-memory phone ---------------------------------------------
@@ -230,3 +256,45 @@ def test_outcome_properties(code: int | None, killed: bool, ok: bool,
                             signal: int | None) -> None:
     outcome = RunOutcome("r", code, b"", b"", 0.0, killed=killed)
     assert (outcome.ok, outcome.signal) == (ok, signal)
+
+
+# ---- start_after: a command before the launch, one round trip, run by a real shell ----------
+
+class ShellPhone(FakeDevice):
+    """Runs every command in the host's sh (the runs' folder moved under tmp_path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def run(self, command: object, *args: object, **kwargs: object) -> CommandResult:
+        self.lines.append(str(command))
+        done = sh(str(command))
+        result = CommandResult(self.serial, str(command), done.returncode, done.stdout,
+                               done.stderr, 0.0)
+        return result.check() if kwargs.get("check") else result
+
+
+def test_start_after_runs_the_prelude_then_the_step_in_one_round_trip(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(background, "RUNS_DIR", str(tmp_path))
+    phone = ShellPhone()
+    run, said = BackgroundRun.start_after("echo before; echo 'two words'", "@@stop ", phone,
+                                          ["sh", "-c", "echo ran"], name="x")
+    assert said == "before\ntwo words\n" and len(phone.lines) == 1
+    assert run is not None and run.pid is not None
+    assert run.attach(timeout=20).stdout == b"ran\n"
+
+
+def test_start_after_refuses_when_the_prelude_prints_the_mark_or_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(background, "RUNS_DIR", str(tmp_path))
+    phone = ShellPhone()
+    run, said = BackgroundRun.start_after("echo '@@stop a'; true", "@@stop ", phone,
+                                          ["sh", "-c", "echo ran"], name="x")
+    assert (run, said) == (None, "@@stop a\n")
+    assert list(tmp_path.iterdir()) == []  # not even its folder
+    with pytest.raises(DeviceError, match="exited with 3"):
+        BackgroundRun.start_after("echo oops >&2; exit 3", "@@stop ", phone,
+                                  ["sh", "-c", "echo ran"], name="x")
+    assert list(tmp_path.iterdir()) == []

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from harness.device.facts import SECTION, marketed_ram_gb, parse_facts, zone_celsius
+from harness.device.device import CommandResult, Device
+from harness.device.facts import (
+    FACTS_COMMAND,
+    SECTION,
+    TEMPS_COMMAND,
+    marketed_ram_gb,
+    parse_facts,
+    zone_celsius,
+)
 
 SAMPLE = f"""{SECTION}props
 [ro.product.model]: [SM-S9280]
@@ -106,3 +116,34 @@ def test_temps_command_reads_battery_and_zones_only() -> None:
     assert temps.battery_level == full.battery_level and full.max_temp_c == temps.max_temp_c
     assert "getprop" not in TEMPS_COMMAND and "dumpsys battery" in TEMPS_COMMAND
     assert "thermal_zone*/temp" in TEMPS_COMMAND and "cpufreq" not in TEMPS_COMMAND
+
+
+class _Phone(Device):
+    """Answers the facts and temps reads from text; counts the reads."""
+
+    def __init__(self, temps_text: str) -> None:
+        super().__init__("S1")
+        self.temps_text, self.commands = temps_text, list[str]()
+
+    def run(self, command: object, *args: object, **kwargs: object) -> CommandResult:
+        self.commands.append(str(command))
+        text = SAMPLE if command == FACTS_COMMAND else self.temps_text
+        return CommandResult("S1", str(command), 0, text.encode(), b"", 0.0)
+
+
+def test_fresh_facts_reuse_a_recent_full_read_but_read_temperatures_again() -> None:
+    hot = f"{SECTION}battery\n  temperature: 455\n  level: 40\n{SECTION}end\n"
+    phone = _Phone(hot)
+    first = phone.facts()
+    again = phone.fresh_facts(max_age_s=60.0)
+    assert phone.commands == [FACTS_COMMAND, TEMPS_COMMAND]
+    assert (again.model, again.mem_total_kb) == (first.model, first.mem_total_kb)
+    assert (again.battery_temp_c, again.battery_level) == (45.5, 40)  # the new read's
+    assert again.battery_temp_c != first.battery_temp_c
+
+
+def test_fresh_facts_read_everything_again_when_the_read_is_old() -> None:
+    phone = _Phone("")
+    phone.remember_facts(parse_facts("S1", SAMPLE), time.monotonic() - 5.0)
+    phone.fresh_facts(max_age_s=2.0)
+    assert phone.commands == [FACTS_COMMAND]

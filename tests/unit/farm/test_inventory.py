@@ -236,3 +236,11 @@ def test_a_named_phone_is_the_only_one_whose_facts_are_read() -> None:
     farm.read.clear()
     assert len(farm.select("tag:sm8650").chosen) == 4  # tags come from every phone's facts
     assert sorted(farm.read) == ["A", "B", "C", "D"]
+
+
+def test_a_device_carries_the_facts_read_that_found_it() -> None:
+    item = _dev("S1", "SM8650", 16_000_000)
+    farm = Farm(FarmConfig())
+    assert item.device(farm)._facts_read is None  # facts of unknown age are not handed on
+    item.facts_at = 123.0
+    assert item.device(farm)._facts_read == (123.0, item.facts)
