@@ -241,7 +241,10 @@ def _run_sigma(nights: Sequence[Sequence[float]]) -> float:
     robust sigmas (1.4826 * MAD of all residuals from their night's median) from their
     night's median. A plain MAD is biased low at 5 runs a night; a plain std is blown up by
     one background-job run."""
-    logs = [np.log(np.asarray(n, dtype=float)) for n in nights if len(n) >= 2]
+    # a zero or negative figure (a stage that took no time) has no log: it is left out
+    # rather than turning the whole estimate into NaN, which would silence every alert
+    positive = [v[np.isfinite(v) & (v > 0)] for v in (np.asarray(n, dtype=float) for n in nights)]
+    logs = [np.log(v) for v in positive if v.size >= 2]
     if not logs:
         return 0.0
     resid = np.concatenate([v - np.median(v) for v in logs])

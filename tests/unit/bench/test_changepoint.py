@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -154,3 +156,16 @@ def test_a_slowdown_missed_on_its_second_night_is_alerted_on_its_third() -> None
     assert third is not None and third.alerted and third.direction == "regression"
     assert third.index == 14  # the change began on the pending night, before the tail
     assert third.median_before == pytest.approx(100.0, rel=0.01)  # the slow night left out
+
+
+
+def test_run_noise_ignores_a_figure_of_zero_instead_of_becoming_nan() -> None:
+    import warnings
+
+    from harness.bench.changepoint import _run_sigma
+
+    nights = [[1.0, 1.01, 0.99], [0.0, 1.0, 1.02, 0.98]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log(0) would warn, then NaN everything after
+        sigma = _run_sigma(nights)
+    assert math.isfinite(sigma) and 0.0 < sigma < 0.05
