@@ -410,8 +410,13 @@ class PhoneState:
 
     def _cool(self, th: ThermalState, sim_seconds: float, loaded: bool) -> None:
         t = self.profile.thermal
-        th.soc_c = t.ambient_c + (th.soc_c - t.ambient_c) * math.exp(-sim_seconds
-                                                                     / t.cool_tau_s)
+        if not loaded:
+            # While a binary works, its add_heat already moves the SoC towards the balance of
+            # its power and the loss to ambient; cooling here as well would count that time
+            # twice, and on a busy host (wall time >> the binary's simulated time) a run would
+            # leave the phone no warmer than it started.
+            th.soc_c = t.ambient_c + (th.soc_c - t.ambient_c) * math.exp(-sim_seconds
+                                                                         / t.cool_tau_s)
         self._relax_battery(th, sim_seconds)
         self._battery_energy(th, USB_CHARGE_W * sim_seconds)
         th.charging = not loaded and th.battery_level < 100.0

@@ -133,6 +133,18 @@ def test_heating_cooling_and_throttle_math(phone: tuple[PhoneState, Path]) -> No
     assert "alarm raised" in st.logcat_text()
 
 
+def test_a_loaded_tick_leaves_the_heat_to_the_binary(phone: tuple[PhoneState, Path]) -> None:
+    """A binary's add_heat already balances its power against the loss to ambient, so the
+    daemon's tick must not cool the SoC on top while it runs (the CI flake where a long wall
+    gap left a 20-step run no warmer than ambient)."""
+    st, _ = phone
+    st.set_temperature(60.0)
+    st.cool(st.profile.thermal.cool_tau_s, loaded=True)
+    assert st.temperatures().cpu_c == pytest.approx(60.0)
+    st.cool(st.profile.thermal.cool_tau_s, loaded=False)
+    assert st.temperatures().cpu_c < 60.0
+
+
 def test_tick_cools_in_simulated_time(phone: tuple[PhoneState, Path]) -> None:
     st, root = phone
     t = st.profile.thermal
