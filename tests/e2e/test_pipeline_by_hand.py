@@ -213,12 +213,13 @@ def test_failure_6_heat_throttles_and_idle_cools(sim_farm: SimFarm, assets: Path
     # between runs (simulated cooling) can outweigh a run's heat, but never drop below it.
     ambient = load_profile(record.profile).thermal.ambient_c
     state.set_temperature(ambient)
-    # Read the temperatures in the shell that ran the binary, as soon as it ends: a second
-    # round trip later, on a busy host, the phone may already have cooled back to ambient
-    # (a wall second is 1 / time_scale simulated seconds).
-    # The zone file is a sensor reading the phone refreshes every tick (0.25 s), as a real
-    # zone is sampled at its polling delay: a short run on a busy host can end between two
-    # refreshes, so read until a refresh after the run shows (bounded: ~4 s), then compare.
+    # Read the temperatures in the shell that ran the binary: a round trip later, on a busy
+    # host, the phone may already have cooled back to ambient (a wall second is
+    # 1 / time_scale simulated seconds). A real phone's thermal_zone*/temp is a live sensor
+    # read (drivers/thermal/thermal_sysfs.c temp_show -> thermal_zone_get_temp); the virtual
+    # phone rewrites its zone files once per daemon tick (0.25 s), so a short run on a busy
+    # host can end before the next rewrite. Read until a rewrite after the run shows
+    # (bounded: ~4 s), then compare. (A sim difference to remove: render on each add_heat.)
     zone = "/sys/class/thermal/thermal_zone0/temp"
     warmed = device.shell(handrun.shell_line({"CLML_NO_REUSE_TNN": "1"}, argv)
                           + f" >/dev/null 2>&1; i=0; while [ $i -lt 40 ] && "
