@@ -245,9 +245,9 @@ def test_failure_6_heat_throttles_and_idle_cools(sim_farm: SimFarm, assets: Path
         held.set()
         holder.join()
     assert hot > cool * 1.1, "a hot phone throttles"
-    zone = soc_millic()
+    warm = soc_millic()
     time.sleep(1.5)
-    assert soc_millic() < zone, "idle cools"
+    assert soc_millic() < warm, "idle cools"
 
 
 @pytest.mark.parametrize(
