@@ -36,7 +36,9 @@ from harness.sim.services import Services, ShellConfig
 
 log = logging.getLogger("harness.sim.phone")
 
-TICK_INTERVAL_S = 0.25  # how often meminfo, thermal zones and battery files are refreshed
+# How often meminfo, thermal zones and battery files are refreshed; a binary that ends asks
+# for a refresh at once as well (see _serve).
+TICK_INTERVAL_S = 0.25
 KILL_GRACE_S = 2.0
 READY_FILE = "ready.json"
 
@@ -117,21 +119,38 @@ async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Pat
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, daemon.drop_connections)
     server = await asyncio.start_server(daemon.handle, sock=sock)
-    ready = {"port": sock.getsockname()[1], "pid": os.getpid()}
+    mounted: set[int] = set()
+
+    def refresh() -> None:
+        try:
+            phone_state.tick(fs_root, time.time())
+            if mount_status:
+                _show_proc_status(phone_state, mounted)
+        except Exception:
+            log.exception("tick failed")
+
+    async def refresh_on_request(reader: asyncio.StreamReader,
+                                 writer: asyncio.StreamWriter) -> None:
+        # A binary that ends asks for the phone's files to be rewritten before it exits
+        # (state.request_refresh), so that a read of thermal_zone*/temp after it sees what
+        # it did at once, as a real zone's live read does.
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await reader.readexactly(1)
+            refresh()
+            writer.write(b"k")
+            await writer.drain()
+        writer.close()
+
+    name = state.refresh_socket_name(os.getpid(), sock.getsockname()[1])
+    refresher = await asyncio.start_unix_server(refresh_on_request, path="\0" + name)
+    ready = {"port": sock.getsockname()[1], "pid": os.getpid(), "refresh": name}
     tmp = ctl / f".{READY_FILE}.tmp"
     tmp.write_text(json.dumps(ready))
     tmp.replace(ctl / READY_FILE)  # atomically: the farm polls for it
 
-    mounted: set[int] = set()
-
     async def ticker() -> None:
         while True:
-            try:
-                phone_state.tick(fs_root, time.time())
-                if mount_status:
-                    _show_proc_status(phone_state, mounted)
-            except Exception:
-                log.exception("tick failed")
+            refresh()
             await asyncio.sleep(TICK_INTERVAL_S)
 
     tick_task = loop.create_task(ticker())
@@ -139,6 +158,7 @@ async def _serve(sock: socket.socket, daemon: AdbDaemon, ctl: Path, fs_root: Pat
         await stop.wait()
     finally:
         tick_task.cancel()
+        refresher.close()
         server.close()
         daemon.drop_connections()
 

@@ -663,3 +663,8 @@ def main(binary_name: str, argv: list[str], argv0: str | None = None,
         return 1
     finally:
         state.unregister_process(pid)
+        # A read right after the binary ends sees what it did to the phone, as a live read
+        # of a real zone would (state.request_refresh); while it runs, the daemon's tick
+        # shows its heat like a sensor polled every TICK_INTERVAL_S. (Asking after every
+        # chunk of work made the daemon's refreshes lengthen the binary's wall time.)
+        state.request_refresh()

@@ -32,6 +32,7 @@ import fcntl
 import json
 import math
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -220,6 +221,16 @@ def logcat_line(tag: str, priority: str, msg: str, pid: int, tid: int | None = N
     return f"{when} {pid:5d} {tid if tid is not None else pid:5d} {priority} {tag:<8}: {msg}\n"
 
 
+REFRESH_TIMEOUT_S = 5.0
+
+
+def refresh_socket_name(daemon_pid: int, port: int) -> str:
+    """The abstract unix socket on which a phone's daemon refreshes its files on request.
+    Abstract (Linux, unix(7)): it needs no path the shell user may write, and the phone's
+    mount namespace shares the host's network namespace, where abstract names live."""
+    return f"harness-sim-refresh-{daemon_pid}-{port}"
+
+
 class PhoneState:
     """One phone's state, shared by its daemon and its simulated binaries."""
 
@@ -228,6 +239,7 @@ class PhoneState:
         self._meta: dict[str, Any] | None = None
         self._profile: PhoneProfile | None = None
         self._render_cache: dict[str, str] = {}
+        self._refresh_name: str | None = None
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -401,6 +413,29 @@ class PhoneState:
             self._log_throttle_change(th)
             self._save_thermal(th)
 
+    def request_refresh(self) -> bool:
+        """Ask the phone's daemon to rewrite its files now and wait until it has.
+
+        A real phone's ``thermal_zone*/temp`` is a live read (drivers/thermal/thermal_sysfs.c,
+        ``temp_show`` -> ``thermal_zone_get_temp``); the virtual phone's zone files are plain
+        files that its daemon rewrites. The binary, running as the shell user, may not write
+        them itself, so it asks as it ends; a read that follows then sees the change, as on
+        a real phone. False when no daemon answers (a state outside a phone)."""
+        if self._refresh_name is None:
+            try:
+                ready = json.loads((self.ctl / "ready.json").read_text())
+                self._refresh_name = str(ready["refresh"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(REFRESH_TIMEOUT_S)
+                conn.connect("\0" + self._refresh_name)
+                conn.sendall(b"r")
+                return conn.recv(1) == b"k"
+        except OSError:
+            return False
+
     def cool(self, sim_seconds: float, loaded: bool = False) -> None:
         """Newton cooling towards ambient for ``sim_seconds`` (what tick does)."""
         with self._locked():
@@ -445,6 +480,9 @@ class PhoneState:
         with self._locked():
             th = self._load_thermal()
             th.soc_c = th.battery_c = float(celsius)
+            # Cooling starts now: the next tick must not apply the time before this moment
+            # to the new temperature.
+            th.last_tick_wall = time.time()
             self._log_throttle_change(th)
             self._save_thermal(th)
 
