@@ -25,8 +25,10 @@ MiB; mtimes backdated an hour, as assets are) and prints each ratio of issue 12:
   token   Device.push_bytes of 616 B (library)  vs  adb push of the 616-B file (process)
   token-proc  the same push_bytes in its own python process  vs  the same adb push
   conc4   4 x harness run on 4 phones at once   vs  1 harness run alone
+  conc4-adb  4 x the run's bare adb steps at once  vs  the same on 1 phone (the host's floor)
 
     python benchmarks/commands.py [--quick] [--repeat N] [--files N] [--size-mib N]
+                                  [--time-scale S] [--only GROUPS]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -205,7 +208,7 @@ def run_cases(b: Bench) -> None:
     ids = b.tmp / "clip_ids.i32"
     ids.write_bytes(os.urandom(616))
 
-    def steps() -> None:
+    def steps(serial: str = serial) -> None:
         b.proc(b.adb(serial, "push", "--sync", str(demo / "sd15_pipeline_run"),
                      "/data/local/tmp/sd15_pipeline_run"))
         b.proc(b.adb(serial, "push", "--sync", str(demo / "sd15_clml" / "sd15_clml_weights"),
@@ -243,6 +246,19 @@ def run_cases(b: Bench) -> None:
     b.record("conc4", *alternate(four, lambda: b.proc(run_cmd(serial)), b.repeat),
              "<= 1.2x")
 
+    def four_bare() -> None:
+        threads = [threading.Thread(target=steps, args=(s,)) for s in b.serials]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    # The same question asked of bare adb: how much longer four phones' steps take at once
+    # than one phone's alone. The virtual phones' binaries run on this host's CPUs (a real
+    # phone's work does not), so with fewer cores than phones this ratio is the host's
+    # floor, and conc4 cannot be lower.
+    b.record("conc4-adb", *alternate(four_bare, steps, b.repeat), "(host floor; no goal)")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -252,12 +268,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--only", default="noop,one,cold,help,run",
                         help="comma list of case groups: sync (noop/one/cold), help, run")
+    parser.add_argument("--time-scale", type=float, default=0.005,
+                        help="the virtual phones' time scale (wall s per simulated s); "
+                             "larger: their binaries' own time weighs more next to the "
+                             "host's CPU")
     args = parser.parse_args()
     files = args.files or (300 if args.quick else 2000)
     size_mib = args.size_mib or (64 if args.quick else 1024)
     repeat = args.repeat or (3 if args.quick else 5)
     only = set(args.only.split(","))
-    with private_farm(("sm8650-16g",) * 4, time_scale=0.005) as (farm, state, tmp):
+    with private_farm(("sm8650-16g",) * 4, time_scale=args.time_scale) as (farm, state, tmp):
         b = Bench(farm, state, tmp, repeat)
         if only & {"noop", "one", "cold", "sync"}:
             sync_cases(b, files, size_mib)
@@ -267,7 +287,7 @@ def main() -> int:
             run_cases(b)
     print(f"whole commands, {files} files / {size_mib} MiB, median (min-max) of {repeat} "
           f"(help, token: {repeat * 2}), alternating; virtual phones on loopback "
-          f"(time scale 0.005); {os.cpu_count()} CPU(s), load {os.getloadavg()[0]:.1f}")
+          f"(time scale {args.time_scale}); {os.cpu_count()} CPU(s), load {os.getloadavg()[0]:.1f}")
     b.report()
     return 0
 
