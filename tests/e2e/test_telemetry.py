@@ -77,8 +77,13 @@ def test_sdxl_telemetry_follows_the_footprint_and_power(tmp_path: Path, sim_farm
               (figure(out, "CLIP ms") / 1000 if "CLIP ms" in out else figure(out, "ms") / 1000,
                speed.CLIP_CPU_POWER_W),
               (figure(out, "loop_s"), speed.UNET_POWER_W)]
-    expected = sum(s * SCALE * (w - USB_CHARGE_W) for s, w in phases)
-    assert metrics[("unet", "energy_j")] == pytest.approx(expected, rel=0.25)
+    nominal = sum(s * SCALE * (w - USB_CHARGE_W) for s, w in phases)
+    # On a busy host the binary's sleeps overrun, so its phases last longer in wall time than
+    # their simulated seconds x its time scale, and the phone shows the draw for that long:
+    # the energy is the model's power levels over the time the binary drew them.
+    drawing = [r.t for r in rows if r.name == "power_w" and r.value > 0]
+    stretch = max((drawing[-1] - drawing[0]) / sum(s * SCALE for s, _ in phases), 1.0)
+    assert metrics[("unet", "energy_j")] == pytest.approx(nominal * stretch, rel=0.25)
     assert metrics[("unet", "energy_per_image_j")] == metrics[("unet", "energy_j")]
     assert 0 < metrics[("unet", "mean_power_w")] < speed.UNET_POWER_W
     # Discharging under load, or Full when earlier tests charged the phone up: both count.
