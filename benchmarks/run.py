@@ -1,7 +1,9 @@
 """Run benchmark: qfp32 -> PNG conversion, and harness overhead per step.
 
   convert:  harness.run.images.qfp32_to_png on a 1024x1024 VAE output  vs  the seed's minimal
-            numpy + Pillow snippet, same file, alternating, median of ``--repeat``.
+            numpy + Pillow snippet (default PNG settings), same file, alternating, median of
+            ``--repeat`` with min-max, CPU and file size; two inputs: uniform noise (the
+            worst case for zlib) and a smooth picture with grain.
   step:     a simulated SD1.5 step through BackgroundRun (start + attach + output lines)  vs
             a bare `adb shell` of the same command, on one virtual phone.
 
@@ -47,21 +49,33 @@ def main() -> int:
     med = statistics.median
     with tempfile.TemporaryDirectory(prefix="harness-runbench-") as tmp_name:
         tmp = Path(tmp_name)
-        src = tmp / "vae.qfp32"
         rng = np.random.default_rng(1)
-        rng.uniform(-1.2, 1.2, (1, 3, 1024, 1024)).astype("<f4").tofile(src)
-        ours, base = [], []
-        for _ in range(args.repeat):
-            start = time.perf_counter()
-            qfp32_to_png(src, (1, 3, 1024, 1024), tmp / "a.png")
-            ours.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            seed_snippet(src, tmp / "b.png")
-            base.append(time.perf_counter() - start)
-        same = (np.asarray(Image.open(tmp / "a.png")) == np.asarray(Image.open(tmp / "b.png")))
-        print(f"convert 1024x1024: harness {med(ours) * 1000:.1f} ms   seed snippet "
-              f"{med(base) * 1000:.1f} ms   ratio {med(ours) / med(base):.2f}   "
-              f"identical pixels: {bool(same.all())}")
+        yy, xx = np.mgrid[0:1024, 0:1024] / 1024.0
+        picture = np.stack([np.sin(xx * 6), np.cos(yy * 5), xx * yy * 2 - 1])[None]
+        inputs = {"noise": rng.uniform(-1.2, 1.2, (1, 3, 1024, 1024)),  # incompressible
+                  "picture": picture + rng.normal(0, 0.01, picture.shape)}  # smooth + grain
+        for name, values in inputs.items():
+            src = tmp / f"{name}.qfp32"
+            values.astype("<f4").tofile(src)
+            ours, base, ours_cpu, base_cpu = [], [], [], []
+            for i in range(args.repeat):
+                sides = [(lambda s=src: qfp32_to_png(s, (1, 3, 1024, 1024), tmp / "a.png"), ours,
+                          ours_cpu), (lambda s=src: seed_snippet(s, tmp / "b.png"), base,
+                                      base_cpu)]
+                for fn, wall, cpu in sides if i % 2 == 0 else sides[::-1]:
+                    start, cpu_start = time.perf_counter(), time.process_time()
+                    fn()
+                    wall.append(time.perf_counter() - start)
+                    cpu.append(time.process_time() - cpu_start)
+            with Image.open(tmp / "a.png") as a, Image.open(tmp / "b.png") as b:
+                same = bool((np.asarray(a) == np.asarray(b)).all())
+            print(f"convert 1024x1024 {name}: harness {med(ours) * 1000:.1f} ms "
+                  f"({min(ours) * 1000:.1f}-{max(ours) * 1000:.1f}), CPU "
+                  f"{med(ours_cpu) * 1000:.1f} ms, {(tmp / 'a.png').stat().st_size / 1e6:.2f} MB"
+                  f"   seed snippet {med(base) * 1000:.1f} ms ({min(base) * 1000:.1f}-"
+                  f"{max(base) * 1000:.1f}), CPU {med(base_cpu) * 1000:.1f} ms, "
+                  f"{(tmp / 'b.png').stat().st_size / 1e6:.2f} MB   ratio "
+                  f"{med(ours) / med(base):.2f}   identical pixels: {same}")
 
     with private_farm(time_scale=0.005) as (farm, state, tmp):
         phone = state.phones[0]

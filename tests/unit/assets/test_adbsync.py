@@ -8,6 +8,7 @@ statuses, FAIL followed by its message.
 
 from __future__ import annotations
 
+import os
 import socket
 import stat
 import struct
@@ -16,8 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.assets.adbsync import DirEntry, PushItem, SyncClient
+from harness.assets.adbsync import (
+    WRITE_BUFFER_BYTES,
+    DirEntry,
+    PushItem,
+    SyncClient,
+    _read_into,
+)
 from harness.assets.errors import SyncError
+from harness.errors import LocalFileError
 from tests.fakes import FakeDevice
 
 HEADER = struct.Struct("<4sI")
@@ -183,3 +191,80 @@ def test_pull_writes_through_a_temporary(wire: Wire, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.qfp32"]  # no .part left
     assert wire.received() == (request(b"RECV", "/data/local/tmp/out.qfp32")
                                + request(b"RECV", "/missing") + frame(b"QUIT", 0))
+
+
+def test_frames_across_many_write_buffers(wire: Wire, tmp_path: Path) -> None:
+    # A file of 2.5 write buffers between small files and bytes: every frame whole, every
+    # DATA chunk at most 64 KiB, the bytes in order, progress adding up to what was sent.
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(251)) * (WRITE_BUFFER_BYTES * 5 // 2 // 251 + 1))
+    small = []
+    for i in range(40):
+        path = tmp_path / f"s{i}.bin"
+        path.write_bytes(bytes([i]) * (i * 977))
+        small.append(path)
+    items = [PushItem(f"/d/s{i}", 0o644, i, local=p) for i, p in enumerate(small[:20])]
+    items += [PushItem("/d/big", 0o600, 7, local=big), PushItem("/d/m.json", 0o644, 8,
+                                                                  data=b"x" * 70_000)]
+    items += [PushItem(f"/d/s{i}", 0o644, i, local=p) for i, p in enumerate(small) if i >= 20]
+    wire.peer.sendall(frame(b"OKAY", 0) * len(items))
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(wire.received()))
+    reader.start()
+    progress: list[int] = []
+    confirmed: list[str] = []
+    with SyncClient(wire) as client:
+        sent = client.push_many(items, lambda n, _path: progress.append(n), confirmed)
+    reader.join(10)
+    sends = parse_sends(got[0])
+    expected = [(item.local.read_bytes() if item.local else item.data) for item in items]
+    assert [s[2] for s in sends] == expected
+    assert [s[0].split(",")[0] for s in sends] == [item.remote for item in items]
+    assert [s[3] for s in sends] == [item.mtime for item in items]
+    assert all(0 < n <= 65536 for s in sends for n in s[1])
+    assert sent == sum(progress) == sum(len(b or b"") for b in expected)
+    assert confirmed == [item.remote for item in items]
+
+
+def test_a_missing_local_file_stops_after_the_whole_files_before_it(wire: Wire,
+                                                                    tmp_path: Path) -> None:
+    first = tmp_path / "first.bin"
+    first.write_bytes(b"1" * 1000)
+    items = [PushItem("/d/first", 0o644, 1, local=first),
+             PushItem("/d/gone", 0o644, 2, local=tmp_path / "gone.bin")]
+    wire.peer.sendall(frame(b"OKAY", 0))
+    got: list[bytes] = []
+
+    def phone() -> None:  # reads to the writer's EOF, then hangs up as adbd does
+        got.append(wire.received())
+        wire.peer.close()
+
+    reader = threading.Thread(target=phone)
+    reader.start()
+    confirmed: list[str] = []
+    with SyncClient(wire) as client, pytest.raises(LocalFileError, match="cannot read .*gone"):
+        client.push_many(items, None, confirmed)
+    reader.join(10)
+    assert parse_sends(got[0]) == [(f"/d/first,{stat.S_IFREG | 0o644}", [1000], b"1" * 1000, 1)]
+    assert confirmed == ["/d/first"]
+
+
+def test_read_into_fills_every_slot_over_short_reads_and_sees_the_end() -> None:
+    buf = bytearray(10)
+    view = memoryview(buf)
+    r, w = os.pipe()
+    try:
+        os.write(w, b"abc")  # a pipe returns what it holds: several short reads
+        writer = threading.Timer(0.05, lambda: os.write(w, b"defghij"))
+        writer.start()
+        assert _read_into(r, [view[0:4], view[4:5], view[5:10]])
+        writer.join()
+        assert bytes(buf) == b"abcdefghij"
+        os.write(w, b"xy")
+        os.close(w)
+        w = -1
+        assert not _read_into(r, [view[0:4]])  # ended (a file that shrank)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)

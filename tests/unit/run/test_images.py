@@ -132,3 +132,56 @@ def test_convert_infers_the_shape_and_previews_latents(tmp_path: Path) -> None:
     assert img.nan_count == 0
     with Image.open(tmp_path / "i.png") as png:
         assert png.getpixel((0, 0)) == (255, 255, 255)
+
+
+def seed_conversion(image: np.ndarray) -> np.ndarray:
+    """The conversion as it was before the in-place rewrite (nan_to_num, clip, round)."""
+    chw = image[0] if image.ndim == 4 else image
+    scaled = np.nan_to_num(chw / 2.0 + 0.5, nan=0.0, posinf=1.0, neginf=0.0)
+    clipped = np.clip(scaled, 0.0, 1.0)
+    return np.ascontiguousarray((clipped.transpose(1, 2, 0) * 255.0).round().astype(np.uint8))
+
+
+def awkward_values(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """Random values in and far out of [-1, 1], NaN, +-inf, -0.0, the largest floats, and
+    every value whose ``* 255`` lands on a half (where rounding to even shows)."""
+    rng = np.random.default_rng(12)
+    data: np.ndarray = rng.uniform(-1.5, 1.5, shape).astype(dtype)
+    flat = data.reshape(-1)
+    halves: np.ndarray = ((np.arange(255) + 0.5) / 255.0 * 2.0 - 1.0).astype(dtype)
+    special: np.ndarray = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, -1.0, 1.0, 3.0e38, -3.0e38,
+                        1e-45, -1e-45, 2 / 255 - 1], dtype=dtype)
+    picks = np.concatenate([special, halves, np.nextafter(halves, dtype(2)),
+                            np.nextafter(halves, dtype(-2))])
+    where = rng.choice(flat.size, size=picks.size * 20, replace=False)
+    flat[where] = np.resize(picks, where.size)
+    return data
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conversion_is_pixel_identical_to_the_seed_formula(dtype: type) -> None:
+    data = awkward_values((1, 3, 64, 96), dtype)
+    before = data.copy()
+    got = to_uint8_hwc(data)
+    assert got.dtype == np.uint8 and got.flags["C_CONTIGUOUS"]
+    assert np.array_equal(got, seed_conversion(data))
+    assert np.array_equal(data, before, equal_nan=True)  # the caller's array is untouched
+
+
+def test_png_decodes_to_the_seed_formulas_pixels(tmp_path: Path) -> None:
+    data = awkward_values((1, 3, 128, 64))
+    stats = qfp32_to_png(write(tmp_path / "a.qfp32", data), (1, 3, 128, 64), tmp_path / "a.png")
+    assert (stats.nan_count, stats.inf_count) == (int(np.isnan(data).sum()),
+                                                  int(np.isinf(data).sum()))
+    assert stats.nan_count > 0 and stats.inf_count > 0
+    with Image.open(tmp_path / "a.png") as png:
+        assert np.array_equal(np.asarray(png.convert("RGB")), seed_conversion(data))
+    lat = awkward_values((1, 4, 64, 64))
+    lstats = convert_qfp32(write(tmp_path / "l.qfp32", lat), tmp_path / "l.png")
+    assert lstats.nan_count == int(np.isnan(lat).sum())
+    with Image.open(tmp_path / "l.png") as png:
+        assert np.array_equal(np.asarray(png.convert("RGB")),
+                              seed_conversion(latent_to_rgb(lat, "sdxl")))
+    clean = np.zeros((1, 3, 8, 8), dtype=np.float32)
+    assert qfp32_to_png(write(tmp_path / "c.qfp32", clean), (1, 3, 8, 8),
+                        tmp_path / "c.png").nan_count == 0
