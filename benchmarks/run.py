@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.device import adbseam
 from harness.device.adb import adb_binary
 from harness.device.background import BackgroundRun
 from harness.device.device import AdbEndpoint, Device
@@ -31,6 +30,7 @@ from harness.run.images import qfp32_to_png
 from harness.sim.assets import build_demo_assets
 from harness.sim.farm import private_farm
 from tests.handrun import push_tree
+from tests.simfarm import adbutils_client
 
 
 def seed_snippet(src: Path, dest: Path) -> None:
@@ -80,7 +80,7 @@ def main() -> int:
     with private_farm(time_scale=0.005) as (farm, state, tmp):
         phone = state.phones[0]
         device = Device(phone.adb_serial, AdbEndpoint("127.0.0.1", state.adb_port))
-        push_tree(adbseam.client("127.0.0.1", state.adb_port, 60).device(phone.adb_serial),
+        push_tree(adbutils_client("127.0.0.1", state.adb_port, 60).device(phone.adb_serial),
                   build_demo_assets(tmp / "assets"), "/data/local/tmp")
         cmd = ("CLML_NO_REUSE_TNN=1 /data/local/tmp/sd15_pipeline_run "
                "/data/local/tmp/sd15_clml/sd15_clml_weights 20")

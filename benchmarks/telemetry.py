@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.handrun
 
-from harness.device import adbseam
 from harness.device.background import BackgroundRun
 from harness.device.device import AdbEndpoint, Device
 from harness.run.telemetry import Sampler, TelemetryOptions
 from harness.sim.assets import build_demo_assets
 from harness.sim.farm import private_farm
 from tests.handrun import push_tree
+from tests.simfarm import adbutils_client
 
 STEP_SCALE = "0.15"  # the binary's own time scale: SD1.5 20 steps ~ 2.8 s wall
 COMMAND = (f"HARNESS_SIM_TIME_SCALE={STEP_SCALE} CLML_NO_REUSE_TNN=1 "
@@ -71,7 +71,7 @@ def main() -> int:
     with private_farm(time_scale=0.005) as (_farm, state, tmp):
         phone = state.phones[0]
         device = Device(phone.adb_serial, AdbEndpoint("127.0.0.1", state.adb_port))
-        push_tree(adbseam.client("127.0.0.1", state.adb_port, 60).device(phone.adb_serial),
+        push_tree(adbutils_client("127.0.0.1", state.adb_port, 60).device(phone.adb_serial),
                   build_demo_assets(tmp / "assets"), "/data/local/tmp")
         with_s, without_s, shares, counts = [], [], [], []
         one_step(device, None)  # warm up: caches, the phone's first binary start

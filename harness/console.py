@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 PIPE_WIDTH_COLUMNS = 200
+# What rich's Text removes from printed text (rich.control.strip_control_codes).
+_RICH_STRIPPED = dict.fromkeys((7, 8, 11, 12, 13))
 
 
 class _LazyConsole:
@@ -40,6 +42,18 @@ class _LazyConsole:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._get(), name)
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """``Console.print``; plain text (no markup, no other option) before rich was needed
+        is written directly, with the control characters rich strips stripped: a command
+        that prints a line or two (``harness push``) does not import rich for them."""
+        if (self._console is None and all(type(o) is str for o in objects)
+                and set(kwargs) <= {"markup"} and not kwargs.get("markup")):
+            stream = sys.stderr if self._stderr else sys.stdout
+            stream.write(" ".join(objects).translate(_RICH_STRIPPED) + "\n")
+            stream.flush()
+            return
+        self._get().print(*objects, **kwargs)
 
 
 def escape(text: str) -> str:

@@ -44,7 +44,7 @@ def _fail(message: str, hint: str | None, code: int, exc: BaseException | None =
           state: CliState | None = None) -> NoReturn:
     with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
         if exc is not None and state is not None and state.debug:
-            # The chain of causes behind the one-line message (adbutils, socket, OS errors).
+            # The chain of causes behind the one-line message (adb protocol, socket, OS errors).
             import traceback
 
             sys.stderr.write("".join(traceback.format_exception(exc)))

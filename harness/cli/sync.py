@@ -55,7 +55,7 @@ def push_cmd(set_names: tuple[str, ...], selector: str, farm_path: Path | None, 
     from harness.farm.lease import Lease
 
     sets = _sets(set_names)
-    devices = resolve(selector, farm_path, many=True)
+    devices = resolve(selector, farm_path, many=True, facts=False)  # none needed
     from harness.console import err
 
     leases = [Lease(d.serial, f"harness push {' '.join(set_names)}", device=d,
@@ -159,7 +159,7 @@ def assets_status(set_names: tuple[str, ...], selector: str, farm_path: Path | N
                 raise UsageError(f"asset set {name}: {paths[0]} does not exist")
     usable = [s for s in sets if not absent[s.name]]
     rows = []
-    for device in resolve(selector, farm_path, many=True):
+    for device in resolve(selector, farm_path, many=True, facts=False):
         found = {plan.asset_set: plan for plan in Syncer(device).plan(usable)} if usable else {}
         for s in sets:
             if absent[s.name]:

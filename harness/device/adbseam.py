@@ -1,34 +1,35 @@
-"""The one seam between harness and adbutils: every use of adbutils is in this module.
+"""The one seam between harness and the adb server: its host protocol spoken over a socket.
 
-What harness takes from adbutils: the adb binary its wheel ships, a client for the adb
-server's host services (``host:devices``, ``host:connect``), a device's sync service for
-pushing bytes and pulling files, and one connection with a device service opened on it. What
-harness gives back: plain sockets, :class:`DeviceInfo` rows and its own typed errors
-(:func:`classify`), so no adbutils type or exception travels further up.
+harness talks to the adb server the way adb's own client does (AOSP
+``packages/modules/adb``: ``SERVICES.TXT``, ``SYNC.TXT``), with no client library: a request
+is 4 hex digits of length and the text (``host:devices``, ``host:connect:ADDR``,
+``host:transport:SERIAL`` and then a device service such as ``shell,v2,raw:...`` or
+``sync:``); the answer is ``OKAY``, or ``FAIL`` and a length-prefixed message. The sync
+service's packets (``RECV``/``SEND``/``DATA``/``DONE``/``FAIL``/``QUIT``) are an id and a
+32-bit little-endian length or value. Every socket has ``TCP_NODELAY``: a request or a small
+file is one segment, not held back by Nagle.
 
-Stock adbutils runs ``adb start-server`` (on the default port 5037) when it cannot reach the
-server it was given: that would start or disturb the user's own server while we meant a
-private one. :class:`_NoAutostartConnection` raises instead; harness decides when and which
-server to start. That one override is the only adbutils internal used (``_safe_connect``,
-which ``AdbConnection.__init__`` calls); the version bound in ``setup.cfg`` is what
-``tests/unit/device/test_adbseam.py`` pins it against.
+What harness takes from the ``adbutils`` wheel is only its adb binary, found the way
+``adbutils.adb_path()`` finds it but without importing adbutils (which imports
+``requests``/``urllib3``, ~0.1 s of every command's start-up). What harness gives back: plain
+sockets, :class:`DeviceInfo` rows and its own typed errors (:func:`classify`).
 
-``adbutils.install`` (APK install over HTTP) imports ``requests`` and ``urllib3``: about 80 ms
-of every command's start-up, for a feature harness never uses. Unless something imported it
-already, an empty stand-in for its one name (the ``InstallExtension`` mixin of
-``AdbDevice``) is registered before adbutils is imported, so ``AdbDevice.install`` is absent.
+No server is ever started here: when none listens, the error says so (stock adb clients
+and adbutils run ``adb start-server`` on port 5037, which would start or disturb the user's
+own server while we meant a private one). harness decides when and which server to start.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib.util
 import logging
+import os
+import shutil
 import socket
 import stat
 import struct
-import sys
+import subprocess
 import time
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,30 +46,20 @@ from harness.device.errors import (
 )
 from harness.errors import LocalFileError
 
-
-def _without_apk_install() -> None:
-    if "adbutils.install" in sys.modules:
-        return
-    stand_in = types.ModuleType("adbutils.install", "harness: APK install left out (adbseam)")
-
-    class InstallExtension:
-        pass
-
-    stand_in.InstallExtension = InstallExtension  # type: ignore[attr-defined]
-    sys.modules["adbutils.install"] = stand_in
-
-
-_without_apk_install()
-
-import adbutils  # noqa: E402 - after the stand-in above
-from adbutils.errors import AdbConnectionError  # noqa: E402
-
 log = logging.getLogger(__name__)
 SYNC_HEADER = struct.Struct("<4sI")  # a sync request or reply: id, then a length or value
+SYNC_DATA_MAX_BYTES = 64 * 1024  # one sync DATA packet's limit (adb file_sync_protocol.h)
+_HUNG_UP = "the adb server hung up before its reply"
 
-# What adb, the sockets to its server and adbutils raise; anything else is a bug in harness.
-# (socket.timeout is TimeoutError, an OSError; adbutils' read_exact raises EOFError.)
-ADB_FAILURES: tuple[type[BaseException], ...] = (adbutils.AdbError, OSError, EOFError)
+
+class AdbProtocolError(Exception):
+    """The adb server (or the phone's adbd) answered ``FAIL``, or something that is not the
+    protocol; its arguments are the message (and, for a sync request, the path)."""
+
+
+# What the adb server and the sockets to it raise; anything else is a bug in harness.
+# (socket.timeout is TimeoutError, an OSError; a hang-up mid-reply is an EOFError.)
+ADB_FAILURES: tuple[type[BaseException], ...] = (AdbProtocolError, OSError, EOFError)
 
 
 @dataclass(frozen=True)
@@ -92,52 +83,58 @@ class Server(Protocol):
     def label(self) -> str: ...
 
 
-def bundled_adb_path() -> str | None:
-    """adbutils' choice of adb binary (``$ADBUTILS_ADB_PATH``, ``$PATH``, then the binary in
-    its wheel), or None when it finds none."""
+def _runs(exe: str) -> bool:
+    """adbutils' test of a candidate binary: ``adb version`` exits 0."""
     try:
-        return str(adbutils.adb_path())
-    except adbutils.AdbError:
+        subprocess.run([exe, "version"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.STDOUT, check=True, timeout=30)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+def wheel_adb_path() -> str | None:
+    """The adb binary shipped in the adbutils wheel (``adbutils/binaries/adb``), located
+    with ``importlib.util.find_spec`` so that adbutils is not imported; None without it."""
+    try:
+        spec = importlib.util.find_spec("adbutils")
+    except (ImportError, ValueError):
         return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    name = "adb.exe" if os.name == "nt" else "adb"
+    for location in spec.submodule_search_locations:
+        exe = Path(location) / "binaries" / name
+        if exe.is_file():
+            return str(exe)
+    return None
 
 
-class _NoAutostartConnection(adbutils.AdbConnection):  # type: ignore[misc]  # untyped base
-    def _safe_connect(self) -> socket.socket:
-        # adbutils' own version runs `adb start-server` and retries when this fails.
-        sock: socket.socket = self._create_socket()
-        return sock
-
-
-class _Client(adbutils.AdbClient):  # type: ignore[misc]  # untyped base
-    """An adbutils client whose connections never start a server."""
-
-    def __init__(self, host: str, port: int, socket_timeout: float | None) -> None:
-        super().__init__(host=host, port=port, socket_timeout=socket_timeout)
-        self._timeout_s = socket_timeout
-
-    def make_connection(self, timeout: float | None = None) -> adbutils.AdbConnection:
-        conn = _NoAutostartConnection(self.host, self.port)
-        chosen = timeout or self._timeout_s
-        if chosen:
-            conn.conn.settimeout(chosen)
-        return conn
-
-
-@functools.cache
-def client(host: str, port: int, socket_timeout: float | None) -> adbutils.AdbClient:
-    """The adbutils client for one server (cached: a client holds no connection)."""
-    return _Client(host, port, socket_timeout)
+def bundled_adb_path() -> str | None:
+    """adbutils' choice of adb binary, as ``adbutils.adb_path()`` makes it
+    (``$ADBUTILS_ADB_PATH``, a working ``adb`` on ``$PATH``, then the binary in its wheel),
+    or None when it finds none."""
+    chosen = os.environ.get("ADBUTILS_ADB_PATH")
+    if chosen:
+        return chosen
+    on_path = shutil.which("adb")
+    if on_path and _runs(on_path):
+        return on_path
+    wheel = wheel_adb_path()
+    if wheel is not None and _runs(wheel):
+        return wheel
+    return None
 
 
 def _text(exc: BaseException) -> str:
     if isinstance(exc, OSError) or len(exc.args) < 2:
         return str(exc) or type(exc).__name__
-    # adbutils puts extra arguments in some errors: AdbError(message, path).
+    # Extra arguments in some errors: AdbProtocolError(message, path).
     return " ".join(str(a) for a in exc.args)
 
 
 def classify(exc: BaseException, serial: str | None, server: str) -> DeviceError:
-    """The typed harness error for what adb, adbutils or a socket raised.
+    """The typed harness error for what the adb server or a socket raised.
 
     ``server`` names the adb server (``host:port`` or the farm file's name) for messages.
     """
@@ -145,8 +142,7 @@ def classify(exc: BaseException, serial: str | None, server: str) -> DeviceError
         return exc
     text = _text(exc)
     lowered = text.lower()
-    if ("connect to adb server" in lowered
-            or isinstance(exc, ConnectionRefusedError | AdbConnectionError)):
+    if "connect to adb server" in lowered or isinstance(exc, ConnectionRefusedError):
         return AdbServerUnreachable(f"no adb server at {server}", serial=serial,
                                     hint="is the adb server running?")
     if "unauthorized" in lowered:
@@ -169,19 +165,84 @@ def _failure(exc: BaseException, serial: str | None, server: Server) -> DeviceEr
     return error
 
 
+# ---- the host protocol ----------------------------------------------------------------------
+
+def _connect(server: Server, timeout_s: float | None) -> socket.socket:
+    """A connection to the adb server (never starting one), ``TCP_NODELAY`` and the TCP
+    keep-alive adbutils sets (a dead peer is noticed on a long shell)."""
+    try:
+        sock = socket.create_connection((server.host, server.port), timeout=timeout_s)
+    except OSError as exc:
+        raise AdbProtocolError(f"connect to adb server failed: {exc}") from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+    return sock
+
+
+def _recv_exact(sock: socket.socket, n: int, what: str = _HUNG_UP) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        got = sock.recv(n - len(buf))
+        if not got:
+            raise EOFError(what)
+        buf += got
+    return bytes(buf)
+
+
+def _send_request(sock: socket.socket, request: str) -> None:
+    data = request.encode()
+    sock.sendall(b"%04x" % len(data) + data)
+
+
+def _read_block(sock: socket.socket) -> str:
+    """A length-prefixed text: 4 hex digits, then that many bytes."""
+    size = _recv_exact(sock, 4)
+    try:
+        length = int(size, 16)
+    except ValueError:
+        raise AdbProtocolError(f"not a length from the adb server: {size!r}") from None
+    return _recv_exact(sock, length).decode("utf-8", "replace")
+
+
+def _check_okay(sock: socket.socket) -> None:
+    status = _recv_exact(sock, 4)
+    if status == b"OKAY":
+        return
+    if status == b"FAIL":
+        raise AdbProtocolError(_read_block(sock))
+    raise AdbProtocolError(f"unexpected reply from the adb server: {status!r}")
+
+
+def _host_query(server: Server, request: str, timeout_s: float) -> str:
+    """One host service that answers OKAY and a text (``host:devices``, ``host:connect:``)."""
+    with _connect(server, timeout_s) as sock:
+        _send_request(sock, request)
+        _check_okay(sock)
+        return _read_block(sock)
+
+
 def list_devices(server: Server, timeout_s: float) -> list[DeviceInfo]:
     """``adb devices``: every phone the server knows, offline ones included."""
     try:
-        infos = client(server.host, server.port, timeout_s).list()
+        listing = _host_query(server, "host:devices", timeout_s)
     except ADB_FAILURES as exc:
         raise _failure(exc, None, server) from exc
-    return [DeviceInfo(str(i.serial), str(i.state)) for i in infos]
+    infos = []
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            infos.append(DeviceInfo(parts[0], parts[1]))
+    return infos
 
 
 def connect(server: Server, address: str, timeout_s: float) -> str:
     """``adb connect ADDRESS`` (a network phone); returns what the server answered."""
     try:
-        return str(client(server.host, server.port, timeout_s).connect(address, timeout=timeout_s))
+        return _host_query(server, f"host:connect:{address}", timeout_s)
     except ADB_FAILURES as exc:
         raise _failure(exc, address, server) from exc
 
@@ -191,20 +252,18 @@ def open_service(server: Server, serial: str, service: str, connect_timeout_s: f
     """A socket on ``service`` of the phone (``shell,v2,raw:...``, ``sync:``) with
     ``timeout_s`` on its reads and writes (None: blocking).
 
-    ``host:transport:SERIAL`` directly: adbutils' own ``open_transport`` first asks the
-    server its version over a second connection, and its ``close()`` sleeps 10 ms. The
-    caller owns (and closes) the socket.
+    ``host:transport:SERIAL``, then the service, each answered OKAY or FAIL. The caller owns
+    (and closes) the socket.
     """
     try:
-        conn = client(server.host, server.port, connect_timeout_s).make_connection()
+        sock = _connect(server, connect_timeout_s)
     except ADB_FAILURES as exc:
         raise _failure(exc, serial, server) from exc
-    sock: socket.socket = conn.conn
     try:
-        conn.send_command(f"host:transport:{serial}")
-        conn.check_okay()
-        conn.send_command(service)
-        conn.check_okay()
+        _send_request(sock, f"host:transport:{serial}")
+        _check_okay(sock)
+        _send_request(sock, service)
+        _check_okay(sock)
     except ADB_FAILURES as exc:
         sock.close()
         raise _failure(exc, serial, server) from exc
@@ -212,17 +271,14 @@ def open_service(server: Server, serial: str, service: str, connect_timeout_s: f
     return sock
 
 
-SYNC_DATA_MAX_BYTES = 64 * 1024  # one sync DATA packet's limit (adb file_sync_protocol.h)
-
+# ---- the sync service -----------------------------------------------------------------------
 
 def push_bytes(server: Server, serial: str, data: bytes, path: str, mode: int,
                timeout_s: float) -> None:
     """Write ``data`` to ``path`` on the phone through its sync service.
 
-    The sync protocol spoken here directly (AOSP ``file_sync_protocol.h``: SEND
-    ``path,mode``, DATA chunks of at most 64 KiB, DONE with the mtime, then OKAY or FAIL;
-    QUIT), in one write with ``TCP_NODELAY``: adbutils' ``sync.push`` leaves Nagle on and
-    its connection's ``close()`` sleeps 10 ms, ~80 ms for a 616-byte token file.
+    SEND ``path,mode``, DATA chunks of at most 64 KiB, DONE with the mtime, in one write;
+    then OKAY or FAIL; QUIT.
     """
     target = f"{path},{stat.S_IFREG | (mode & 0o7777)}".encode()  # as adb's own client sends
     parts = [SYNC_HEADER.pack(b"SEND", len(target)), target]
@@ -232,13 +288,12 @@ def push_bytes(server: Server, serial: str, data: bytes, path: str, mode: int,
     parts.append(SYNC_HEADER.pack(b"DONE", int(time.time()) & 0xFFFFFFFF))
     sock = open_service(server, serial, "sync:", timeout_s, timeout_s)
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(b"".join(parts))
         tag, length = SYNC_HEADER.unpack(_recv_exact(sock, 8))
         if tag == b"FAIL":
-            raise adbutils.AdbError(_recv_exact(sock, length).decode("utf-8", "replace"))
+            raise AdbProtocolError(_recv_exact(sock, length).decode("utf-8", "replace"))
         if tag != b"OKAY":
-            raise adbutils.AdbError(f"push {path}: unexpected sync reply {tag!r}")
+            raise AdbProtocolError(f"push {path}: unexpected sync reply {tag!r}")
         sock.sendall(SYNC_HEADER.pack(b"QUIT", 0))
     except ADB_FAILURES as exc:
         raise _failure(exc, serial, server) from exc
@@ -246,27 +301,28 @@ def push_bytes(server: Server, serial: str, data: bytes, path: str, mode: int,
         sock.close()
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        got = sock.recv(n - len(buf))
-        if not got:
-            raise EOFError("connection closed during sync")
-        buf += got
-    return bytes(buf)
-
-
-def _chunks(server: Server, serial: str, path: str,
-            timeout_s: float) -> Iterator[bytes]:
-    chunks = client(server.host, server.port, timeout_s).device(serial).sync.iter_content(path)
-    while True:
+def _chunks(server: Server, serial: str, path: str, timeout_s: float) -> Iterator[bytes]:
+    """The phone's file ``path`` (sync RECV): its DATA chunks until DONE; FAIL raises."""
+    sock = open_service(server, serial, "sync:", timeout_s, timeout_s)
+    with sock:
         try:
-            chunk = next(chunks, None)
+            name = path.encode()
+            sock.sendall(SYNC_HEADER.pack(b"RECV", len(name)) + name)
+            while True:
+                tag, length = SYNC_HEADER.unpack(
+                    _recv_exact(sock, 8, "connection closed during sync"))
+                if tag == b"DONE":
+                    break
+                if tag == b"FAIL":
+                    raise AdbProtocolError(_recv_exact(sock, length).decode("utf-8", "replace"),
+                                           path)
+                if tag != b"DATA":
+                    raise AdbProtocolError(f"pull {path}: unexpected sync reply {tag!r}")
+                chunk = _recv_exact(sock, length, "connection closed during sync")
+                yield chunk
+            sock.sendall(SYNC_HEADER.pack(b"QUIT", 0))
         except ADB_FAILURES as exc:
             raise _failure(exc, serial, server) from exc
-        if chunk is None:
-            return
-        yield chunk
 
 
 def pull_file(server: Server, serial: str, path: str, dest: Path,
@@ -295,11 +351,11 @@ def pull_file(server: Server, serial: str, path: str, dest: Path,
 
 __all__ = [
     "ADB_FAILURES",
+    "AdbProtocolError",
     "DeviceInfo",
     "Server",
     "bundled_adb_path",
     "classify",
-    "client",
     "connect",
     "list_devices",
     "open_service",

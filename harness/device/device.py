@@ -1,10 +1,10 @@
 """One phone, done right: commands with typed results, timeouts that kill on the phone,
 streaming output, facts in one round trip, and recovery when the phone or server drops.
 
-All device I/O of harness goes through :class:`Device`; it reaches adbutils only through
-:mod:`harness.device.adbseam` (which never starts a server on its own). Failures are the typed
-errors of :mod:`harness.device.errors`; only what adb, sockets and the OS raise is mapped to
-them, so a bug in harness stays a bug.
+All device I/O of harness goes through :class:`Device`; it reaches the adb server only through
+:mod:`harness.device.adbseam` (its protocol over a socket; it never starts a server on its
+own). Failures are the typed errors of :mod:`harness.device.errors`; only what adb, sockets
+and the OS raise is mapped to them, so a bug in harness stays a bug.
 """
 
 from __future__ import annotations

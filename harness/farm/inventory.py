@@ -366,8 +366,16 @@ class Farm:
             list(pool.map(read, devices))
 
     def select(self, selector: str, requirements: Requirements | None = None,
-               devices: Iterable[FarmDevice] | None = None) -> Selection:
-        """The phones ``selector`` names that meet ``requirements``, and why others don't."""
+               devices: Iterable[FarmDevice] | None = None,
+               facts: bool = True) -> Selection:
+        """The phones ``selector`` names that meet ``requirements``, and why others don't.
+
+        ``facts=False`` (no ``requirements``): a command that needs no facts (``harness
+        push``, ``assets status``) reads none unless ``tag:`` needs them to match; an online
+        phone is then eligible on its adb state alone.
+        """
+        if requirements is not None:
+            facts = True
         if not selector.strip():
             raise UsageError("empty --device")
         if selector.startswith("tag:"):
@@ -375,7 +383,7 @@ class Farm:
         # A serial or nickname needs the facts of the phone it names only (issue 12: four
         # concurrent runs read sixteen phones' facts); sim and tag: need every phone's.
         pool = list(devices) if devices is not None else self.discover(with_facts=False)
-        if devices is None and (selector == "sim" or selector.startswith("tag:")):
+        if devices is None and ((facts and selector == "sim") or selector.startswith("tag:")):
             self._fill_facts([d for d in pool if d.state == "device" and not d.excluded])
         if selector == "sim":
             pool = [d for d in pool if d.server.name == SIM_SERVER_NAME]
@@ -396,23 +404,27 @@ class Farm:
                                   f"({len(pool)} phone(s) seen)"
                                   f"{suggest(selector, known)}",
                                   hint="`harness devices` lists the phones")
-            if devices is None:
+            if devices is None and facts:
                 self._fill_facts([d for d in named if d.state == "device" and not d.excluded])
+        need_facts = facts or selector.startswith("tag:")
         chosen: list[FarmDevice] = []
         rejected: list[tuple[FarmDevice, str]] = []
         for item in named:
-            why = self._rejection(item, requirements)
+            why = self._rejection(item, requirements, need_facts)
             if why:
                 rejected.append((item, why))
             else:
                 chosen.append(item)
         return Selection(selector, chosen, rejected)
 
-    def _rejection(self, item: FarmDevice, requirements: Requirements | None) -> str:
+    def _rejection(self, item: FarmDevice, requirements: Requirements | None,
+                   need_facts: bool = True) -> str:
         if item.excluded:
             return f"excluded in the farm file: {item.excluded}"
         if item.state != "device":
             return f"state is {item.state}"
+        if not need_facts:
+            return ""
         if item.facts is None:
             return f"facts unreadable: {item.error or 'unknown error'}"
         if requirements is not None:
@@ -482,17 +494,19 @@ def ensure_sim() -> None:
 
 
 def resolve(selector: str, farm_path: Path | None = None,
-            requirements: Requirements | None = None, many: bool = False) -> list[Device]:
+            requirements: Requirements | None = None, many: bool = False,
+            facts: bool = True) -> list[Device]:
     """Turn ``--device`` into Devices: one (the first eligible) or, with ``many``, all.
 
-    ``sim`` starts the virtual farm when it is not running.
+    ``sim`` starts the virtual farm when it is not running. ``facts=False``: the command
+    needs no device facts, so none are read unless ``tag:`` needs them (see ``select``).
     """
     config = load_farm(farm_path)
     if selector == "sim":
         ensure_sim()
         config = replace(config, include_sim=True)
     farm = Farm(config)
-    chosen = farm.select(selector, requirements).require_one()
+    chosen = farm.select(selector, requirements, facts=facts).require_one()
     if not many:  # prefer a phone no other harness job holds
         chosen = sorted(chosen, key=lambda d: holder_of(d.serial) is not None)[:1]
     items = chosen

@@ -201,6 +201,41 @@ def remove_phone_lease_command(holder: ProcessHolder) -> str:
             f"rm -f {PHONE_LEASE}; true")
 
 
+TOOK_MARK = "@@harness-lease-took"  # the phone wrote our record: the read-back follows
+
+
+def take_phone_lease_command(holder: ProcessHolder, purpose: str, ttl: int,
+                             force: bool = False) -> str:
+    """One shell: print the record found (after the phone's clock, as ``READ_PHONE_LEASE``);
+    then, when it is absent, unreadable, ours or expired by the phone's clock (or ``force``:
+    the host found its holder dead), write ours atomically, print :data:`TOOK_MARK`, read it
+    back and list the phone's live runs (:data:`LIVE_MARK`). A record of a live holder is
+    left alone (nothing after the record is printed).
+
+    The test is ``parse_phone_lease`` + ``PhoneLease.expired`` + ``_same`` done by the
+    phone's shell: a pid or heartbeat that is not digits is no record; ttl defaults to
+    :data:`PHONE_LEASE_TTL_S`. Whether a holder of this host is dead only the host knows:
+    it asks again with ``force``.
+    """
+    q = devshell.quote
+    host = " ".join(holder.host.split())  # as the record is written
+    decide = "_lw=1" if force else (
+        "_lp=; _lh=; _lb=; _lt=; _lw=0; "
+        f"if [ -f {PHONE_LEASE} ]; then while IFS= read -r _ll || [ -n \"$_ll\" ]; do "
+        "case $_ll in *=*) _lv=${_ll#*=}; case ${_ll%%=*} in pid) _lp=$_lv;; "
+        "host) _lh=$_lv;; heartbeat) _lb=$_lv;; ttl) _lt=$_lv;; esac;; esac; "
+        f"done < {PHONE_LEASE}; else _lw=1; fi; "
+        "case $_lp in ''|*[!0-9]*) _lw=1;; esac; case $_lb in ''|*[!0-9]*) _lw=1;; esac; "
+        f"case $_lt in ''|*[!0-9]*) _lt={PHONE_LEASE_TTL_S};; esac; "
+        f"[ \"$_lp\" = {holder.pid} ] && [ \"$_lh\" = {q(host)} ] && _lw=1; "
+        "[ $_lw = 1 ] || [ $((_ln - _lb)) -ge $_lt ] && _lw=1")
+    return (f'_ln=$(date +%s); echo "{RECORD_MARK}$_ln"; cat {PHONE_LEASE} 2>/dev/null; echo; '
+            f"{decide}; "
+            f"if [ $_lw = 1 ]; then {write_phone_lease_command(holder, purpose, ttl)} && "
+            f"echo {TOOK_MARK} && {{ {READ_PHONE_LEASE}; }} && "
+            f"{{ echo {LIVE_MARK}; {live_runs_command()}; }}; fi")
+
+
 def _same(a: ProcessHolder, b: ProcessHolder) -> bool:
     return (a.host, a.pid) == (b.host, b.pid)
 
@@ -265,25 +300,33 @@ class Lease:
         os.pwrite(fd, json.dumps(info.__dict__).encode(), 0)
 
     def _lock_phone(self, device: Device) -> None:
+        # Read, written and read back in one shell (one round trip per command): the phone
+        # writes our record only over none, ours or an expired one; two hosts writing at
+        # once: the last one wins, and the other sees it in its read-back. The phone's live
+        # runs are listed in the same shell (for _handle_orphans): read-only, so harmless
+        # when the lease turns out not to be ours.
         deadline = time.monotonic() + self.wait_s
+        force = False
         while True:
-            found = read_phone_lease(device)
-            if found is None or _same(found.holder, self._me) or found.stale():
+            out = device.run(take_phone_lease_command(self._me, self.purpose, self.ttl_s,
+                                                      force=force),
+                             check=True, timeout=60).out
+            before, took, after = out.partition(f"\n{TOOK_MARK}\n")
+            found = parse_phone_lease(before)
+            if took:
                 break
+            if found is None:  # the phone saw no record but wrote nothing: not the protocol
+                raise LeaseBusy("the lease record on the phone could not be written",
+                                serial=self.serial)
+            if found.stale():  # a holder of this host that is dead: only we know
+                force = True
+                continue
             if time.monotonic() >= deadline:
                 raise LeaseBusy(f"in use by {found.describe()}", serial=self.serial,
                                 hint="another host holds it through a shared adb server; "
                                      "wait with --lease-wait SECONDS, or pick another phone")
             time.sleep(max(LEASE_POLL_S, 1.0))
-        # written and read back in one shell (one round trip less per command); two hosts
-        # writing at once: the last one wins, and the other sees it in its read-back
-        # ... and the phone's live runs listed in the same shell (for _handle_orphans):
-        # read-only, so harmless when the lease turns out not to be ours
-        out = device.run(
-            f"{write_phone_lease_command(self._me, self.purpose, self.ttl_s)} && "
-            f"{{ {READ_PHONE_LEASE}; }} && {{ echo {LIVE_MARK}; {live_runs_command()}; }}",
-            check=True, timeout=60).out
-        record, _, live = out.partition(f"{LIVE_MARK}\n")
+        record, _, live = after.partition(f"{LIVE_MARK}\n")
         mine = parse_phone_lease(record)
         self._live = parse_live_runs(live)
         if mine is None or not _same(mine.holder, self._me):

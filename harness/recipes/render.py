@@ -20,7 +20,7 @@ from harness.device.facts import Requirements
 from harness.errors import ConfigError, UsageError
 from harness.recipes.plan import OutputSpec, Plan, PlanAsset, PlanStep, TokenFile
 from harness.recipes.schema import ParamSpec, ParamValue, Recipe, check_value
-from harness.recipes.tokencache import sd15_ids, tokenize_prompt
+from harness.recipes.tokencache import sd15_rows, sdxl_rows
 from harness.recipes.tokens import load_bpe
 from harness.yamlpos import Pos, PosDict, PosList, pos_of, quote
 
@@ -224,14 +224,13 @@ def _token_files(data: PosDict, renderer: _Renderer, tokenizer_dir: Path | None,
         prompt = renderer.text(item.get("prompt", "{{ prompt }}"), item.pos_of("prompt"))
         negative = renderer.text(item.get("negative", "{{ negative_prompt }}"),
                                  item.pos_of("negative"))
-        if item["kind"] == "sd15":
-            rows = sd15_ids(prompt, negative, tokenizer_dir)
-            ids, found = rows.ids, rows.warnings
+        if item["kind"] == "sd15":  # plain lists: a cached prompt needs no numpy
+            ids, found = sd15_rows(prompt, negative, tokenizer_dir)
         else:
-            clip = tokenize_prompt(prompt, negative, tokenizer_dir)
-            ids, found = (clip.l if item["kind"] == "clip_l" else clip.g), clip.warnings
+            ids_l, ids_g, found = sdxl_rows(prompt, negative, tokenizer_dir)
+            ids = ids_l if item["kind"] == "clip_l" else ids_g
         files.append(TokenFile(item["kind"], dest, tuple(tuple(int(v) for v in row)
-                                                         for row in ids.tolist())))
+                                                         for row in ids)))
         warnings += [w for w in found if w not in warnings]
     return tuple(files), warnings
 

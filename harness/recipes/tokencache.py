@@ -19,8 +19,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness.home import harness_home
 from harness.recipes import tokens
 from harness.recipes.tokens import ClipIds, TokenRows
@@ -80,23 +78,54 @@ def _cached(kind: str, prompt: str, negative: str, tokenizer_dir: Path | None,
     return entry
 
 
-def sd15_ids(prompt: str, negative: str = "", tokenizer_dir: Path | None = None) -> TokenRows:
-    """:func:`tokens.sd15_ids`, from the cache when these prompts were tokenized before."""
+Rows = list[list[int]]  # (2, 77): [uncond, cond]
+
+
+def _sd15_entry(prompt: str, negative: str, tokenizer_dir: Path | None) -> dict[str, Any]:
     def compute() -> dict[str, Any]:
         rows = tokens.sd15_ids(prompt, negative, tokenizer_dir)
         return {"ids": rows.ids.tolist(), "warnings": rows.warnings}
 
-    entry = _cached("sd15", prompt, negative, tokenizer_dir, compute)
+    return _cached("sd15", prompt, negative, tokenizer_dir, compute)
+
+
+def _sdxl_entry(prompt: str, negative: str, tokenizer_dir: Path | None) -> dict[str, Any]:
+    def compute() -> dict[str, Any]:
+        ids = tokens.tokenize_prompt(prompt, negative, tokenizer_dir)
+        return {"l": ids.l.tolist(), "g": ids.g.tolist(), "warnings": ids.warnings}
+
+    return _cached("sdxl", prompt, negative, tokenizer_dir, compute)
+
+
+def sd15_rows(prompt: str, negative: str = "",
+              tokenizer_dir: Path | None = None) -> tuple[Rows, list[str]]:
+    """:func:`sd15_ids` as plain lists (and its warnings): a cached prompt imports neither
+    numpy nor the BPE."""
+    entry = _sd15_entry(prompt, negative, tokenizer_dir)
+    return [list(map(int, r)) for r in entry["ids"]], list(entry["warnings"])
+
+
+def sdxl_rows(prompt: str, negative: str = "",
+              tokenizer_dir: Path | None = None) -> tuple[Rows, Rows, list[str]]:
+    """:func:`tokenize_prompt` as plain lists: (CLIP-L rows, CLIP-G rows, warnings)."""
+    entry = _sdxl_entry(prompt, negative, tokenizer_dir)
+    return ([list(map(int, r)) for r in entry["l"]], [list(map(int, r)) for r in entry["g"]],
+            list(entry["warnings"]))
+
+
+def sd15_ids(prompt: str, negative: str = "", tokenizer_dir: Path | None = None) -> TokenRows:
+    """:func:`tokens.sd15_ids`, from the cache when these prompts were tokenized before."""
+    import numpy as np
+
+    entry = _sd15_entry(prompt, negative, tokenizer_dir)
     return TokenRows(np.array(entry["ids"], dtype=np.int32), list(entry["warnings"]))
 
 
 def tokenize_prompt(prompt: str, negative: str = "",
                     tokenizer_dir: Path | None = None) -> ClipIds:
     """:func:`tokens.tokenize_prompt`, from the cache when these prompts were seen before."""
-    def compute() -> dict[str, Any]:
-        ids = tokens.tokenize_prompt(prompt, negative, tokenizer_dir)
-        return {"l": ids.l.tolist(), "g": ids.g.tolist(), "warnings": ids.warnings}
+    import numpy as np
 
-    entry = _cached("sdxl", prompt, negative, tokenizer_dir, compute)
+    entry = _sdxl_entry(prompt, negative, tokenizer_dir)
     return ClipIds(np.array(entry["l"], dtype=np.int32), np.array(entry["g"], dtype=np.int32),
                    list(entry["warnings"]))

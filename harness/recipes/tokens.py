@@ -32,9 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from harness.clip import CLIP_CONTEXT_TOKENS
 from harness.errors import UsageError
@@ -57,7 +55,11 @@ _END_TEXT = "<|endoftext|>"
 _CLIP_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 _EMBEDDING_PREFIX = "embedding:"
 
-Int32Rows = npt.NDArray[np.int32]
+if TYPE_CHECKING:  # numpy is imported where arrays are made: a cached prompt needs none
+    import numpy as np
+    import numpy.typing as npt
+
+    Int32Rows = npt.NDArray[np.int32]
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,8 @@ def _rows(prompt: str, negative: str, pad: int | None, bpe: ClipBpe,
     fill = bpe.end if pad is None else pad
     uncond = encode_row(negative, fill, bpe, "the negative prompt", warnings)
     cond = encode_row(prompt, fill, bpe, "the prompt", warnings)
+    import numpy as np
+
     return np.array([uncond, cond], dtype=np.int32)
 
 
@@ -389,6 +393,8 @@ def ids_bytes(rows: Int32Rows) -> bytes:
 
 def read_ids(path: Path) -> Int32Rows:
     """Read a ``.i32`` file back as ``(2, 77)`` int32."""
+    import numpy as np
+
     data = np.fromfile(path, dtype="<i4")
     if data.size != ROWS * CLIP_CONTEXT_TOKENS:
         raise UsageError(f"{path}: {data.size} int32 values, expected "

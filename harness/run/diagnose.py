@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from harness.recipes.lint import Finding
-from harness.run.blocks import BlockReport
+
+if TYPE_CHECKING:  # blocks imports numpy and PIL: only the outputs' checks need them
+    from harness.run.blocks import BlockReport
 
 LMKD_RE = re.compile(r"(lowmemorykiller|lmkd).*Kill '([^']+)'")
 

@@ -18,6 +18,7 @@ import logging
 import re
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,7 +46,6 @@ from harness.recipes.script import (
 from harness.results.step_samples import step_samples
 from harness.results.store import OutputRecord, StepRecord, Store
 from harness.run import oom
-from harness.run.blocks import find_output_blocks, write_overlay
 from harness.run.diagnose import (
     Evidence,
     diagnose_failure,
@@ -53,7 +53,6 @@ from harness.run.diagnose import (
     lmkd_kills,
 )
 from harness.run.heat import hot_reasons, wait_cool
-from harness.run.images import convert_qfp32, read_qfp32
 from harness.run.perf import PerfCollector, expect_metrics
 from harness.run.signals import interrupt_name
 from harness.run.telemetry import Sampler, TelemetryOptions
@@ -541,6 +540,10 @@ class Runner:
 
     def _collect_outputs(self, run_id: str, step: PlanStep, summary: StepSummary,
                          verdicts: list[str]) -> None:
+        # numpy and PIL: imported in the background since the run began (warm_output_imports)
+        from harness.run.blocks import find_output_blocks, write_overlay
+        from harness.run.images import convert_qfp32, read_qfp32
+
         for out in step.outputs:
             raw = self.run_dir / f"{step.name}-{out.name}.qfp32"
             self.device.pull(out.path, raw)
@@ -649,6 +652,22 @@ def _fitting(farm_path: Path | None) -> Callable[[float], tuple[str, ...]]:
     return fitting
 
 
+def _import_output_converters() -> None:
+    with contextlib.suppress(Exception):  # a failure shows where the outputs need them
+        import harness.run.blocks
+        import harness.run.images  # noqa: F401 - imported for their cost only
+
+
+def warm_output_imports() -> threading.Thread:
+    """Import the output converters (numpy, PIL: ~0.2 s of start-up) in a background thread,
+    so that a run does not wait for them before its first round trip; its outputs, steps
+    later, find them imported. Not a daemon: an early exit waits for the import to finish
+    rather than tear an extension module's initialisation down."""
+    thread = threading.Thread(target=_import_output_converters, name="warm-imports")
+    thread.start()
+    return thread
+
+
 def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSummary:
     return run_plan(build_plan(request), request, events)
 
@@ -662,6 +681,8 @@ def run_plan(plan: Plan, request: RunRequest, events: RunEvents | None = None) -
     from harness.farm.lease import Lease
 
     forced = check_lint(plan, request.force)
+    if any(step.outputs for step in plan.steps):
+        warm_output_imports()
     device = pick_device(request, plan)
     sets = []
     if request.sync:

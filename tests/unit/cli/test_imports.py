@@ -23,10 +23,11 @@ def test_a_push_imports_neither_numpy_nor_requests(module: str) -> None:
     mods = imported_by(f"import {module}")
     assert "requests" not in mods and "urllib3" not in mods  # adbutils.install's
     assert "numpy" not in mods
+    assert "adbutils" not in mods  # harness speaks the adb protocol itself (adbseam)
 
 
 def test_adbutils_without_its_apk_install_still_has_what_harness_uses() -> None:
-    mods = imported_by("import harness.device.adbseam, adbutils\n"
+    mods = imported_by("import tests.simfarm, adbutils\n"
                        "assert hasattr(adbutils.AdbDevice, 'sync')\n"
                        "assert hasattr(adbutils.AdbDevice, 'shell')\n"
                        "assert not hasattr(adbutils.AdbDevice, 'install')")
@@ -34,7 +35,7 @@ def test_adbutils_without_its_apk_install_still_has_what_harness_uses() -> None:
 
 
 def test_an_earlier_real_adbutils_install_is_left_alone() -> None:
-    mods = imported_by("import adbutils.install, harness.device.adbseam, adbutils\n"
+    mods = imported_by("import adbutils.install, tests.simfarm, adbutils\n"
                        "assert hasattr(adbutils.AdbDevice, 'install')")
     assert "requests" in mods
 

@@ -1,10 +1,11 @@
-"""The seam to adbutils: what adb and sockets raise becomes a typed error, and no server starts.
+"""The seam to the adb server: what adb and sockets raise becomes a typed error, and no server
+starts.
 
-The mapping is fed the exceptions adbutils raises for the adb server's own messages (as
-mobly's ``adb_test.py`` does for its ``AdbError``). The rest talks to a scripted adb *server*
-on loopback (the host side of the smart-socket protocol: 4 hex digits of length, then the
-request; ``OKAY`` or ``FAIL`` + a length-prefixed message), so the real adbutils code runs
-against real sockets.
+The mapping is fed the exceptions adbutils (an independent client) raises for the adb
+server's own messages (as mobly's ``adb_test.py`` does for its ``AdbError``), and the seam's
+own. The rest talks to a scripted adb *server* on loopback (the host side of the
+smart-socket protocol: 4 hex digits of length, then the request; ``OKAY`` or ``FAIL`` + a
+length-prefixed message), so harness's protocol code runs against real sockets.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from harness.device.errors import (
     DeviceUnauthorized,
 )
 from harness.errors import EXIT_DEVICE, EXIT_ERROR, LocalFileError
+from tests.simfarm import adbutils_client
 
 SERIAL = "R5CW1234"
 
@@ -89,12 +91,14 @@ def test_a_bug_is_not_an_adb_failure() -> None:
     assert not isinstance(TypeError("bug"), adbseam.ADB_FAILURES)
     assert not isinstance(KeyError("bug"), adbseam.ADB_FAILURES)
     assert isinstance(TimeoutError("t"), adbseam.ADB_FAILURES)
-    assert isinstance(adbutils.AdbError("x"), adbseam.ADB_FAILURES)
+    assert isinstance(adbseam.AdbProtocolError("x"), adbseam.ADB_FAILURES)
 
 
 def test_clients_are_cached_per_server() -> None:
-    assert adbseam.client("127.0.0.1", 5999, 5.0) is adbseam.client("127.0.0.1", 5999, 5.0)
-    assert adbseam.client("127.0.0.1", 5998, 5.0) is not adbseam.client("127.0.0.1", 5999, 5.0)
+    # The tests' own adbutils client (harness has none: it speaks the protocol itself).
+    assert adbutils_client("127.0.0.1", 5999, 5.0) is adbutils_client("127.0.0.1", 5999, 5.0)
+    assert adbutils_client("127.0.0.1", 5998, 5.0) is not adbutils_client("127.0.0.1", 5999,
+                                                                           5.0)
 
 
 def test_bundled_adb_is_found() -> None:
@@ -182,16 +186,12 @@ def fail(message: str) -> Reply:
     return answer(b"FAIL", message)
 
 
-version = answer(b"OKAY", "0029")  # host:version: 41, so adbutils uses host:tport:serial:
-
-
 def devices(listing: str) -> Reply:
     return answer(b"OKAY", listing)
 
 
-def tport(conn: socket.socket, _request: str) -> bool:
-    conn.sendall(b"OKAY" + struct.pack("<Q", 1))
-    return True
+def hang_up(conn: socket.socket, _request: str) -> bool:
+    return False
 
 
 def sync_recv(content: bytes) -> Reply:
@@ -225,9 +225,9 @@ def serve() -> Iterator[Callable[[dict[str, Reply]], tuple[FakeServer, Endpoint]
 
 @pytest.fixture()
 def no_server_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stock adbutils would run `adb start-server` on 5037 here: make that fail the test."""
+    """Stock adb clients would run `adb start-server` on 5037 here: make that fail the test."""
     def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"adbutils tried to start a server: {args}")
+        raise AssertionError(f"a server was started: {args}")
 
     monkeypatch.setattr(subprocess, "run", refuse)
 
@@ -238,7 +238,8 @@ def test_no_server_is_started_when_none_listens() -> None:
     where = Endpoint("127.0.0.1", port, "lab")
     with pytest.raises(AdbServerUnreachable, match=f"{SERIAL}: no adb server at lab") as info:
         adbseam.open_service(where, SERIAL, "shell,v2,raw:true", 2.0, None)
-    assert isinstance(info.value.__cause__, adbutils.AdbError)  # the cause is kept
+    assert isinstance(info.value.__cause__, adbseam.AdbProtocolError)  # the cause is kept
+    assert isinstance(info.value.__cause__.__cause__, ConnectionRefusedError)
     with pytest.raises(AdbServerUnreachable):
         adbseam.list_devices(where, 2.0)
 
@@ -276,7 +277,7 @@ def test_list_devices_reads_serials_and_states(
 
 
 def _pull_server(content: bytes) -> dict[str, Reply]:
-    return {"host:version": version, "host:tport:serial:": tport, "sync:": sync_recv(content)}
+    return {"host:transport:": okay, "sync:": sync_recv(content)}
 
 
 def test_pull_file_copies_every_chunk(
@@ -307,8 +308,7 @@ def test_a_local_write_failure_is_a_local_error_not_the_phones(
 def test_a_remote_failure_in_pull_is_a_device_error(
         serve: Callable[[dict[str, Reply]], tuple[FakeServer, Endpoint]],
         tmp_path: Path) -> None:
-    _, where = serve({"host:version": version,
-                      "host:tport:serial:": fail(f"device '{SERIAL}' not found")})
+    _, where = serve({"host:transport:": fail(f"device '{SERIAL}' not found")})
     with pytest.raises(DeviceNotFound) as info:
         adbseam.pull_file(where, SERIAL, "/data/local/tmp/out", tmp_path / "x", 2.0)
     assert info.value.serial == SERIAL
@@ -355,3 +355,59 @@ def test_a_refused_push_bytes_is_a_device_error_with_adbds_reason(
     with pytest.raises(DeviceError, match="couldn't create file: Read-only") as info:
         adbseam.push_bytes(where, SERIAL, b"x", "/system/x", 0o644, 2.0)
     assert info.value.serial == SERIAL
+
+
+def test_a_server_that_hangs_up_before_its_reply_is_a_disconnect(
+        serve: Callable[[dict[str, Reply]], tuple[FakeServer, Endpoint]]) -> None:
+    _, where = serve({"host:transport:": okay, "shell,v2,raw:": hang_up,
+                      "host:devices": hang_up})
+    with pytest.raises(DeviceDisconnected,
+                       match=f"^{SERIAL}: connection lost: the adb server hung up before its "
+                             "reply$"):
+        adbseam.open_service(where, SERIAL, "shell,v2,raw:true", 2.0, None)
+    with pytest.raises(DeviceDisconnected, match="hung up before its reply"):
+        adbseam.list_devices(where, 2.0)
+
+
+def test_a_reply_that_is_not_the_protocol_is_an_adb_error(
+        serve: Callable[[dict[str, Reply]], tuple[FakeServer, Endpoint]]) -> None:
+    def garbage(conn: socket.socket, _request: str) -> bool:
+        conn.sendall(b"WHAT")
+        return False
+
+    _, where = serve({"host:transport:": garbage})
+    with pytest.raises(AdbError, match="unexpected reply from the adb server: b'WHAT'"):
+        adbseam.open_service(where, SERIAL, "sync:", 2.0, None)
+
+
+def test_connect_returns_the_servers_answer(
+        serve: Callable[[dict[str, Reply]], tuple[FakeServer, Endpoint]]) -> None:
+    server, where = serve({"host:connect:": answer(b"OKAY", "connected to 10.0.0.2:5555")})
+    assert adbseam.connect(where, "10.0.0.2:5555", 2.0) == "connected to 10.0.0.2:5555"
+    assert server.requests == ["host:connect:10.0.0.2:5555"]
+
+
+def test_a_missing_remote_file_in_pull_names_the_path(
+        serve: Callable[[dict[str, Reply]], tuple[FakeServer, Endpoint]],
+        tmp_path: Path) -> None:
+    def sync_fail(conn: socket.socket, _request: str) -> bool:
+        conn.sendall(b"OKAY")
+        _, length = struct.unpack("<4sI", _recv_exact(conn, 8))
+        _recv_exact(conn, length)
+        message = b"open failed: No such file or directory"
+        conn.sendall(b"FAIL" + struct.pack("<I", len(message)) + message)
+        return False
+
+    _, where = serve({"host:transport:": okay, "sync:": sync_fail})
+    with pytest.raises(AdbError, match="No such file or directory /data/x") as info:
+        adbseam.pull_file(where, SERIAL, "/data/x", tmp_path / "x", 2.0)
+    assert info.value.serial == SERIAL
+
+
+def test_the_bundled_adb_is_the_wheels_without_importing_adbutils(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = adbseam.wheel_adb_path()
+    assert wheel is not None and Path(wheel).parent.name == "binaries"
+    assert Path(wheel).parent.parent.name == "adbutils"
+    monkeypatch.setenv("ADBUTILS_ADB_PATH", "/opt/adb")  # adbutils' own override comes first
+    assert adbseam.bundled_adb_path() == "/opt/adb"

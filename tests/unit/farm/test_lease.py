@@ -12,10 +12,13 @@ import pytest
 
 from harness.device.errors import DeviceError
 from harness.farm.lease import (
+    LIVE_MARK,
     RECORD_MARK,
+    TOOK_MARK,
     Lease,
     parse_phone_lease,
     remove_phone_lease_command,
+    take_phone_lease_command,
     write_phone_lease_command,
 )
 from harness.holder import Holder
@@ -80,3 +83,56 @@ def test_the_shared_lock_dir_refuses_a_planted_symlink(tmp_path: Path,
     assert victim.read_text() == "precious"
     with Lease("PHONE2"):
         assert oct((tmp_path / "leases" / "PHONE2.lock").stat().st_mode & 0o777) == "0o666"
+
+
+def _take(tmp_path: Path, me: Holder, force: bool = False) -> str:
+    command = take_phone_lease_command(me, "run $(touch pwned)", 60, force=force)
+    local = command.replace("/data/local/tmp/.harness", str(tmp_path / "h"))
+    return subprocess.run(["sh", "-c", local], check=True, cwd=tmp_path, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.parametrize(("existing", "taken"), [
+    (None, True),  # no record
+    ("host=lab2\npid=42\nttl=60\nheartbeat={recent}\n", False),  # another host's, live
+    ("host=lab2\npid=42\nttl=60\nheartbeat={old}\n", True),  # expired by the phone's clock
+    ("host=lab2\npid=42\nttl=900\nheartbeat={old}\n", False),  # its own ttl is longer
+    ("host=lab2\npid=42\nheartbeat={old}\n", True),  # no ttl: the default, 60 s
+    ("host=h'ost\npid=7\nttl=60\nheartbeat={recent}\n", True),  # our own
+    ("host=lab2\npid=x\nheartbeat={recent}\n", True),  # unreadable: no record
+    ("garbage", True),
+])
+def test_the_lease_is_read_written_and_read_back_in_one_shell(
+        tmp_path: Path, existing: str | None, taken: bool) -> None:
+    me = Holder("h'ost", 7, "b:1")
+    lease = tmp_path / "h" / "lease"
+    now = int(time.time())
+    if existing is not None:
+        lease.parent.mkdir()
+        lease.write_text(existing.format(recent=now - 5, old=now - 600))
+    out = _take(tmp_path, me)
+    before, took, after = out.partition(f"\n{TOOK_MARK}\n")
+    assert before.startswith(RECORD_MARK)  # the phone's clock, then what was there
+    if existing is not None:
+        assert existing.format(recent=now - 5, old=now - 600) in before
+    assert bool(took) == taken
+    assert not (tmp_path / "pwned").exists()
+    if taken:
+        record_text, live_mark, _ = after.partition(f"{LIVE_MARK}\n")
+        mine = parse_phone_lease(record_text)
+        assert mine is not None and mine.holder == me and live_mark
+        assert lease.read_text() == record_text.split("\n", 1)[1]
+    else:
+        assert after == "" and lease.read_text() == existing.format(  # type: ignore[union-attr]
+            recent=now - 5, old=now - 600)
+
+
+def test_a_forced_take_writes_over_a_live_looking_record(tmp_path: Path) -> None:
+    # The host found the record's holder (of this host) dead: only the host can know that.
+    me = Holder("h'ost", 7, "b:1")
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "lease").write_text(f"host=lab2\npid=42\nheartbeat={int(time.time())}\n")
+    assert f"\n{TOOK_MARK}\n" in _take(tmp_path, me, force=True)
+    found = parse_phone_lease(f"{RECORD_MARK}{int(time.time())}\n"
+                              f"{(tmp_path / 'h' / 'lease').read_text()}")
+    assert found is not None and found.holder == me
