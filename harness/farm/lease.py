@@ -194,6 +194,16 @@ def write_phone_lease_command(holder: ProcessHolder, purpose: str, ttl: int) -> 
             f"> {devshell.quote(tmp)} && mv {devshell.quote(tmp)} {PHONE_LEASE}")
 
 
+def refresh_phone_lease_command(holder: ProcessHolder, purpose: str, ttl: int) -> str:
+    """The heartbeat: rewrite the record only while it is still ours. A record that is gone
+    (released, while a slow heartbeat was still on its way) stays gone, and one that another
+    host took after ours expired is not taken back."""
+    host = " ".join(holder.host.split())  # as the record is written
+    return (f"grep -qx {devshell.quote(f'pid={holder.pid}')} {PHONE_LEASE} 2>/dev/null && "
+            f"grep -qx {devshell.quote(f'host={host}')} {PHONE_LEASE} && "
+            f"{{ {write_phone_lease_command(holder, purpose, ttl)}; }}; true")
+
+
 def remove_phone_lease_command(holder: ProcessHolder) -> str:
     """Remove the record only if it is still ours."""
     return (f"grep -qx {devshell.quote(f'pid={holder.pid}')} {PHONE_LEASE} 2>/dev/null && "
@@ -340,7 +350,7 @@ class Lease:
         self._beat.start()
 
     def _heartbeat(self, device: Device) -> None:
-        command = write_phone_lease_command(self._me, self.purpose, self.ttl_s)
+        command = refresh_phone_lease_command(self._me, self.purpose, self.ttl_s)
         while not self._stop.wait(self.ttl_s / 4):
             with contextlib.suppress(Exception):  # the phone may be away for a moment
                 device.run(command, timeout=30)
@@ -364,7 +374,9 @@ class Lease:
     def release(self) -> None:
         if self._beat is not None:
             self._stop.set()
-            self._beat.join(timeout=5)
+            # Longer than the heartbeat's own command may take (timeout=30), so that it
+            # cannot land after the removal below (and it only rewrites a record still ours).
+            self._beat.join(timeout=35)
             self._beat = None
             if self.device is not None:
                 with contextlib.suppress(Exception):

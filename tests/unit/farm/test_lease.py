@@ -17,6 +17,7 @@ from harness.farm.lease import (
     TOOK_MARK,
     Lease,
     parse_phone_lease,
+    refresh_phone_lease_command,
     remove_phone_lease_command,
     take_phone_lease_command,
     write_phone_lease_command,
@@ -69,6 +70,29 @@ def test_write_is_atomic_quoted_and_remove_checks_the_owner(tmp_path: Path) -> N
     subprocess.run(["sh", "-c", mine.replace("/data/local/tmp/.harness", str(tmp_path / "h"))],
                    check=True)
     assert not (tmp_path / "h" / "lease").exists()
+
+
+def test_the_heartbeat_rewrites_only_a_record_still_ours(tmp_path: Path) -> None:
+    """A heartbeat that lands after the release must not bring the record back, and one of
+    a holder whose lease expired must not take the phone back from its new holder."""
+    me, other = Holder("h'ost", 7, "b:1"), Holder("elsewhere", 9, "c:2")
+
+    def sh(command: str) -> None:
+        subprocess.run(["sh", "-c", command.replace("/data/local/tmp/.harness",
+                                                    str(tmp_path / "h"))], check=True)
+
+    lease = tmp_path / "h" / "lease"
+    sh(refresh_phone_lease_command(me, "run", 60))
+    assert not lease.exists()  # released: stays gone
+    sh(write_phone_lease_command(other, "theirs", 60))
+    sh(refresh_phone_lease_command(me, "run", 60))
+    assert "pid=9\n" in lease.read_text()  # theirs: kept
+    sh(write_phone_lease_command(me, "run", 60))
+    before = lease.read_text()
+    sh(refresh_phone_lease_command(me, "run $(touch pwned)", 60))
+    after = lease.read_text()
+    assert "purpose=run $(touch pwned)" in after and before != after  # ours: rewritten
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_the_shared_lock_dir_refuses_a_planted_symlink(tmp_path: Path,
