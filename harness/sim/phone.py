@@ -40,7 +40,7 @@ log = logging.getLogger("harness.sim.phone")
 # for a refresh at once as well (see _serve).
 TICK_INTERVAL_S = 0.25
 KILL_GRACE_S = 2.0
-READY_FILE = "ready.json"
+READY_FILE = state.READY_FILE
 
 
 def android_env(serial: str, device: str, layout: PhoneLayout, mode: SandboxMode,

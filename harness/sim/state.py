@@ -221,6 +221,7 @@ def logcat_line(tag: str, priority: str, msg: str, pid: int, tid: int | None = N
     return f"{when} {pid:5d} {tid if tid is not None else pid:5d} {priority} {tag:<8}: {msg}\n"
 
 
+READY_FILE = "ready.json"  # the daemon's port, pid and refresh socket (harness.sim.phone)
 REFRESH_TIMEOUT_S = 5.0
 
 
@@ -423,7 +424,7 @@ class PhoneState:
         a real phone. False when no daemon answers (a state outside a phone)."""
         if self._refresh_name is None:
             try:
-                ready = json.loads((self.ctl / "ready.json").read_text())
+                ready = json.loads((self.ctl / READY_FILE).read_text())
                 self._refresh_name = str(ready["refresh"])
             except (OSError, ValueError, KeyError, TypeError):
                 return False
