@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import logging
 import os
 import sqlite3
 import threading
@@ -26,8 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.home import harness_home
+from harness.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 HASH_BLOCK_BYTES = 1024 * 1024
 RACY_NS = 1_000_000_000  # an mtime this close to its entry's write time is not trusted

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import logging
 import posixpath
 import time
 import uuid
@@ -80,8 +79,9 @@ from harness.device.layout import DEVICE_TMP as DEVICE_TMP
 from harness.device.layout import MANIFEST_DIR as MANIFEST_DIR
 from harness.device.layout import SYNC_SCRIPT_DIR, SYNC_TMP_MARK
 from harness.errors import HarnessError
+from harness.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SCRIPT_DIR = SYNC_SCRIPT_DIR  # the names this module and its tests use
 TMP_MARK = SYNC_TMP_MARK

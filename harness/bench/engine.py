@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -49,12 +48,13 @@ from harness.device.device import Device
 from harness.device.errors import DeviceError
 from harness.errors import HarnessError
 from harness.farm.inventory import Farm, ThermalLimits, load_farm
+from harness.logs import get_logger
 from harness.recipes.plan import Plan
 from harness.results import benches
 from harness.results.store import Store
 from harness.run.runner import RunEvents, Runner, RunOptions, RunRequest, build_plan
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 JOIN_POLL_S = 0.2
 STOP_JOIN_S = 60.0  # how long the main thread waits for a worker to unwind, per attempt

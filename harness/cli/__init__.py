@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
+import importlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import click
@@ -27,11 +26,12 @@ DEBUG_ENV = "HARNESS_DEBUG"  # HARNESS_DEBUG=1: as --debug
 MAX_ERROR_CHARS = 1000  # a message quoting a huge value stays one readable line
 
 
-@dataclass
 class CliState:
-    """What the global options asked for; ``main`` reads it when an error ends the run."""
+    """What the global options asked for; ``main`` reads it when an error ends the run.
+    (A plain class: ``harness --help`` imports no dataclasses, ~5 ms.)"""
 
-    debug: bool = field(default_factory=lambda: os.environ.get(DEBUG_ENV, "") not in ("", "0"))
+    def __init__(self) -> None:
+        self.debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def _one_line(text: str) -> str:
@@ -73,11 +73,26 @@ def main(argv: list[str] | None = None) -> None:
             gc.freeze()
 
 
+def _terminal_columns() -> int:
+    """The width click's help formatter would get from ``shutil.get_terminal_size()``
+    ($COLUMNS, else stdout's terminal, else 80), without importing shutil (and with it bz2 and
+    lzma: ~3 ms of ``harness --help``)."""
+    with contextlib.suppress(ValueError):
+        if int(os.environ.get("COLUMNS", "0")) > 0:
+            return int(os.environ["COLUMNS"])
+    try:
+        columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        columns = 0
+    return columns or 80
+
+
 def _main(argv: list[str] | None) -> None:
     state = CliState()
     try:
         with signals_as_interrupts():
-            cli.main(args=argv, prog_name="harness", standalone_mode=False, obj=state)
+            cli.main(args=argv, prog_name="harness", standalone_mode=False, obj=state,
+                     terminal_width=_terminal_columns())
     except click.exceptions.Abort as exc:
         _interrupted(exc.__cause__, state)
     except click.exceptions.Exit as exc:
@@ -99,46 +114,83 @@ def _main(argv: list[str] | None) -> None:
     sys.exit(0)
 
 
-class _RichOnFirstRecord(logging.Handler):
-    """A rich handler made when the first record passes the level (most commands log
-    nothing at the default level: they do not import rich.logging, ~20 ms)."""
+# Each top-level command: the module that defines it (its ``COMMANDS``) and the first
+# paragraph of its help. ``harness --help`` lists the commands from this table, and a command
+# imports only its own module: importing all ten (~15 ms, click decorators for ~200 options)
+# was a third of every command's start-up (issue 12). tests/unit/cli/test_docs.py checks the
+# table against the commands themselves.
+COMMAND_TABLE: dict[str, tuple[str, str]] = {
+    "assets": ("sync", "Asset sets: what harness pushes to phones, and whether phones have it."),
+    "bench": ("bench", "Bench every eligible phone x recipe: fair, judged, stored, gated "
+                       "against a baseline."),
+    "bundle": ("bundle", "Pack one run into a .tar.gz: plan, run.sh, device facts, logs, perf, "
+                         "telemetry, PNGs, verdicts and the digests of its asset sets, with a "
+                         "README and a manifest."),
+    "convert": ("recipes", "Convert a qfp32 tensor (VAE image or latent) to PNG, counting "
+                           "NaN/Inf values."),
+    "devices": ("devices", "List the phones on every adb server of the farm, with their facts "
+                           "and leases."),
+    "doctor": ("devices", "Check adb servers and phones: reachability, authorization, battery, "
+                          "heat, space."),
+    "push": ("sync", "Sync asset sets to phones: only new or changed files, atomically, in "
+                     "parallel."),
+    "recipes": ("recipes", "Recipes: list, show, render to a shell script, lint for known "
+                           "pitfalls."),
+    "replay": ("bundle", "Run a bundle's plan on another phone (same asset digests, or synced "
+                         "from this host's matching assets) and show both runs side by side."),
+    "report": ("report", "Report one bench (a unique prefix of its id, or --last): "
+                         "regressions, failures, invalid runs, series over nights, phones and "
+                         "runs."),
+    "repro": ("repro", "Reproduce failures: sweep switches, bisect two plans."),
+    "results": ("bench", "Results databases: merge shards and hosts into one."),
+    "run": ("run", "Run a recipe on a phone: sync, tokenize, run each step, parse [Perf], pull "
+                   "PNGs, store."),
+    "runs": ("runs", "Stored runs: list and show what ran, where, and what it measured."),
+    "sim": ("sim", "Virtual Snapdragon phones behind a private adb server (for trying and "
+                   "testing)."),
+    "tokenize": ("recipes", "Write CLIP token ids (2 x 77 int32, rows [uncond, cond]) for a "
+                            "prompt."),
+}
 
-    def __init__(self, show_time: bool) -> None:
-        super().__init__()
-        self._show_time = show_time
-        self._rich: logging.Handler | None = None
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._rich is None:
-            from rich.logging import RichHandler
+class LazyGroup(click.Group):
+    """The top-level group: a command's module is imported when the command is looked up
+    (click's documented pattern for lazy subcommands); the help listing needs none."""
 
-            self._rich = RichHandler(console=err, show_time=self._show_time, show_path=False,
-                                     markup=False, rich_tracebacks=False)
-        self._rich.handle(record)
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMAND_TABLE})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_TABLE:
+            self._load(COMMAND_TABLE[cmd_name][0])
+        return self.commands.get(cmd_name)
+
+    def _load(self, module_name: str) -> None:
+        module = importlib.import_module(f"harness.cli.{module_name}")
+        for command in module.COMMANDS:
+            self.commands.setdefault(command.name or "", command)
+
+    def load_all(self) -> None:
+        for module_name in sorted({m for m, _help in COMMAND_TABLE.values()}):
+            self._load(module_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:  # click's own shortening, of the table's text
+                command = click.Command(name, help=COMMAND_TABLE[name][1])
+                rows.append((name, command.get_short_help_str(limit)))
+            elif not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
-def configure_logging(verbose: int, quiet: bool, debug: bool) -> None:
-    """Send the core's log records (the ``harness`` logger) to stderr at the level asked:
-    warnings by default, errors only with ``-q``, info with ``-v``, debug with ``-vv`` or
-    ``--debug``."""
-    level = logging.WARNING
-    if quiet:
-        level = logging.ERROR
-    if verbose == 1:
-        level = logging.INFO
-    if verbose >= 2 or debug:
-        level = logging.DEBUG
-    logger = logging.getLogger("harness")
-    for handler in [h for h in logger.handlers if getattr(h, "harness_cli", False)]:
-        logger.removeHandler(handler)  # a second invocation in one process (tests)
-    handler = _RichOnFirstRecord(show_time=debug)
-    handler.harness_cli = True  # type: ignore[attr-defined]  # our mark, to find it again
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="harness")
 @click.option("--debug", is_flag=True, help=f"On an error, also print the chain of exceptions "
               f"behind it (traceback); log everything. Same as {DEBUG_ENV}=1.")
@@ -153,23 +205,15 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     """
     state = ctx.ensure_object(CliState)
     state.debug = state.debug or debug
+    from harness.cli.logsetup import configure_logging  # not for --help: no logging import
+
     configure_logging(verbose, quiet, state.debug)
-
-
-def _register() -> None:
-    from harness.cli import bench, bundle, devices, recipes, report, repro, run, runs, sim, sync
-
-    for module in (devices, run, bench, sim, sync, recipes, runs, repro, bundle, report):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 # Registry used by tests/test_docs.py to check that every command has help text.
 def iter_commands() -> list[tuple[str, Callable[..., Any]]]:
     found: list[tuple[str, Any]] = []
+    cli.load_all()
 
     def walk(group: click.Group, prefix: str) -> None:
         for name, command in sorted(group.commands.items()):

@@ -7,7 +7,6 @@ probing off, listening on loopback only. It never touches a user's server on por
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import socket
@@ -19,8 +18,9 @@ from pathlib import Path
 from harness.device.adbseam import bundled_adb_path
 from harness.device.errors import AdbError
 from harness.device.procs import stop_pid
+from harness.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_ADB_PORT = 5037
 SERVER_START_TIMEOUT_S = 15.0  # adb's own start-up takes ~0.1 s; generous for loaded CI

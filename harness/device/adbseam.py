@@ -22,7 +22,6 @@ own server while we meant a private one). harness decides when and which server 
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import shutil
 import socket
@@ -45,8 +44,9 @@ from harness.device.errors import (
     DeviceUnauthorized,
 )
 from harness.errors import LocalFileError
+from harness.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 SYNC_HEADER = struct.Struct("<4sI")  # a sync request or reply: id, then a length or value
 SYNC_DATA_MAX_BYTES = 64 * 1024  # one sync DATA packet's limit (adb file_sync_protocol.h)
 _HUNG_UP = "the adb server hung up before its reply"

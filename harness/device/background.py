@@ -19,7 +19,6 @@ them (a new lease does, so that a forgotten UNet does not OOM the next run).
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -30,8 +29,9 @@ from harness.device.device import Device, OutputCallback, split_lines
 from harness.device.errors import CommandTimeout, DeviceDisconnected, DeviceError
 from harness.holder import Holder
 from harness.home import safe_name
+from harness.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 RUNS_DIR = "/data/local/tmp/.harness/runs"
 POLL_MIN_S = 0.02  # first polls come quickly: short steps end in well under a second

@@ -10,7 +10,6 @@ and the OS raise is mapped to them, so a bug in harness stays a bug.
 from __future__ import annotations
 
 import contextlib
-import logging
 import select
 import socket
 import subprocess
@@ -34,8 +33,9 @@ from harness.device.errors import (
 )
 from harness.device.facts import FACTS_COMMAND, TEMPS_COMMAND, DeviceFacts, parse_facts
 from harness.errors import HarnessError
+from harness.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SHELL_V2_HEADER_BYTES = 5
 RECOVER_TIMEOUT_S = 30.0  # how long to wait for a vanished phone or server to come back

@@ -12,15 +12,15 @@ adbd kills the command's process group when its stream closes
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 from dataclasses import dataclass, field
 
 from harness.device.device import SHELL_V2_HEADER_BYTES, Device, OutputCallback, split_lines
 from harness.device.errors import DeviceError
+from harness.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _STDIN, _STDOUT, _STDERR, _EXIT = 0, 1, 2, 3  # shell v2 packet ids (shell_protocol.h)
 RECV_BYTES = 64 * 1024

@@ -34,7 +34,6 @@ or a tag expression ``tag:EXPR`` where ``,`` is or, ``+`` is and, ``!`` is not
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import os
 import re
 import time
@@ -49,9 +48,10 @@ from harness.device.facts import DeviceFacts, Requirements
 from harness.errors import ConfigError, HarnessError, UsageError
 from harness.farm.lease import holder_of
 from harness.home import harness_home, sim_dir
+from harness.logs import get_logger
 from harness.yamlpos import PosDict, check_keys, load_yaml, pos_of, suggest
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 FARM_FILE_NAME = "farm.yaml"
 SIM_SERVER_NAME = "sim"

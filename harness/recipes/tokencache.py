@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from harness.home import harness_home
+from harness.logs import get_logger
 from harness.recipes import tokens
 from harness.recipes.tokens import ClipIds, TokenRows
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def _tokenizer_bytes(tokenizer_dir: Path | None) -> list[bytes] | None:

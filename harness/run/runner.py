@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import re
 import socket
 import sqlite3
@@ -33,6 +32,7 @@ from harness.device.facts import DeviceFacts
 from harness.errors import HarnessError, UsageError
 from harness.farm.inventory import ThermalLimits
 from harness.home import safe_name
+from harness.logs import get_logger
 from harness.recipes.lint import ERROR, SDXL_1024_MIN_RAM_GB, SDXL_1024_SIDE_PX, Finding, lint
 from harness.recipes.overrides import apply_overrides, split_set_pairs
 from harness.recipes.plan import Plan, PlanStep
@@ -59,7 +59,7 @@ from harness.run.telemetry import Sampler, TelemetryOptions
 from harness.run.telemetry import describe as describe_telemetry
 from harness.run.telemetry import keep as keep_telemetry
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 TAIL_CHARS = 4000  # of stdout/stderr kept in the store (the run folder keeps everything)
 # The facts device selection read this long ago or less are the run's "before" facts (their

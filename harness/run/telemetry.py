@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import itertools
-import logging
 import math
 import re
 import statistics
@@ -54,10 +53,11 @@ from harness.device.device import Device
 from harness.device.errors import DeviceError
 from harness.device.stream import ShellStream
 from harness.errors import UsageError
+from harness.logs import get_logger
 from harness.results.samples import record_samples, run_samples
 from harness.results.store import Store
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SAMPLER_FILE = Path(__file__).resolve().parents[2] / "device_assets" / "sampler.sh"
 DEFAULT_INTERVAL_S = 0.1

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from harness.logs import get_logger
 from harness.sim import protocol as p
 from harness.sim.protocol import Command, Message, ProtocolError
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Features we implement, advertised in our CNXN banner: ``shell_v2`` (separate stdout/stderr
 # and exit status; pty and raw) and ``fixed_push_mkdir`` (SEND creates parent directories).

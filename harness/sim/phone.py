@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness.logs import get_logger
 from harness.sim import devtools, profiles, state, userland
 from harness.sim.adbd import AdbDaemon, DeviceIdentity
 from harness.sim.sandbox import (
@@ -34,7 +35,7 @@ from harness.sim.sandbox import (
 )
 from harness.sim.services import Services, ShellConfig
 
-log = logging.getLogger("harness.sim.phone")
+log = get_logger("harness.sim.phone")
 
 # How often meminfo, thermal zones and battery files are refreshed; a binary that ends asks
 # for a refresh at once as well (see _serve).

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import logging
 import os
 import pty
 import signal
@@ -21,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.logs import get_logger
 from harness.sim import protocol as p
 from harness.sim.adbd import ServiceHandler, Stream, StreamClosed
 from harness.sim.protocol import ShellId
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 READ_CHUNK_BYTES = 256 * 1024
 SIGNALS_RESET = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGPIPE,

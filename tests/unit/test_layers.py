@@ -15,9 +15,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "harness"
 
-GROUND = "ground"  # harness/*.py: errors, home, config, yamlpos, console, clip, holder
+GROUND = "ground"  # harness/*.py: errors, home, config, yamlpos, console, clip, holder, logs
 GROUND_MODULES = {"__init__", "errors", "home", "config", "yamlpos", "console", "clip",
-                  "holder"}
+                  "holder", "logs"}
 
 # layer -> the layers it may import (itself and shared ground always allowed)
 ALLOWED: dict[str, set[str]] = {

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness import __version__
-from harness.cli import cli, iter_commands
+from harness.cli import COMMAND_TABLE, cli, iter_commands
 
 README = Path(__file__).resolve().parents[3] / "README.md"
 
@@ -23,6 +23,20 @@ def _readme_commands() -> set[str]:
         assert words, row
         names.add(" ".join(w for w in words.group(1).split() if re.fullmatch(r"[a-z][a-z-]*", w)))
     return names
+
+
+@pytest.mark.parametrize("limit", [20, 45, 60, 80, 94, 200])
+def test_the_help_listing_table_says_what_each_command_says(limit: int) -> None:
+    # ``harness --help`` lists the top-level commands from cli.COMMAND_TABLE without
+    # importing them: the table names each command's module and its help's first paragraph.
+    cli.load_all()
+    assert set(COMMAND_TABLE) == set(cli.commands)
+    for name, (module, text) in COMMAND_TABLE.items():
+        command = cli.commands[name]
+        assert command.callback is not None
+        assert command.callback.__module__ in (f"harness.cli.{module}", "harness.cli.options")
+        assert click.Command(name, help=text).get_short_help_str(limit) == \
+            command.get_short_help_str(limit), name
 
 
 def test_every_command_has_help_text() -> None:

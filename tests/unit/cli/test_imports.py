@@ -40,14 +40,32 @@ def test_an_earlier_real_adbutils_install_is_left_alone() -> None:
     assert "requests" in mods
 
 
-def test_help_registers_every_command_without_rich_jinja2_matplotlib_or_numpy() -> None:
-    # ``harness --help`` imports every command module (cli._register); a module-level import
-    # of rich (tables), jinja2 (reports), matplotlib (plots) or numpy there costs every command
-    # its start-up time. Import them inside the functions that print or render.
+def test_help_imports_no_command_module_and_no_logging() -> None:
+    # ``harness --help`` lists the commands from cli.COMMAND_TABLE: it imports none of the
+    # command modules, nor logging, dataclasses or shutil (issue 12: its start-up is the
+    # interpreter's and click's).
     mods = imported_by("import contextlib, io, harness.cli as c\n"
                        "with contextlib.redirect_stdout(io.StringIO()), "
                        "contextlib.suppress(SystemExit):\n"
                        "    c.main(['--help'])")
+    assert not {m for m in mods if m.startswith("harness.cli.")}
+    assert not {"logging", "dataclasses", "shutil"} & mods
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    mods = imported_by("import contextlib, io, harness.cli as c\n"
+                       "with contextlib.redirect_stdout(io.StringIO()), "
+                       "contextlib.suppress(SystemExit):\n"
+                       "    c.main(['push', '--help'])")
+    assert {m for m in mods if m.startswith("harness.cli.")} == {
+        "harness.cli.sync", "harness.cli.options", "harness.cli.logsetup"}
+
+
+def test_command_modules_import_no_rich_jinja2_matplotlib_or_numpy() -> None:
+    # A module-level import of rich (tables), jinja2 (reports), matplotlib (plots) or numpy
+    # in a command module costs that command its start-up time even when it does not print
+    # or render. Import them inside the functions that print or render.
+    mods = imported_by("import harness.cli as c\nc.cli.load_all()")
     assert {"harness.cli.bench", "harness.cli.repro", "harness.cli.report"} <= mods
     assert not {m for m in mods if m.split(".")[0] in ("rich", "jinja2", "matplotlib",
                                                         "numpy")}
