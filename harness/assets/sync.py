@@ -251,20 +251,37 @@ class Syncer:
                 self._check_space(plans, self._probe_space(plans))
             except InsufficientSpace:  # look again once every dead push's leftovers are gone
                 self._check_space(plans, self._probe_space(plans, sweep=True))
-        if any(p.push or p.chmod or p.delete or p.stale_tmp or not p.manifest_current
-               for p in plans):
+        if _has_work(plans):
             self._apply(plans, progress)
-        result = SyncResult(
+        result = self._result(sets, plans, start)
+        if verify:
+            result = self.verify(plans, result)
+        return result
+
+    def check(self, sets: Sequence[AssetSet], delete: bool = False) -> SyncResult | None:
+        """Read only: the phone's listing against the local files, as a sync begins. The
+        result when the phone is up to date (nothing to push, chmod, delete, no temporary
+        to remove, no manifest to write), else None: then the local scan is kept for the
+        sync that follows, which lists the phone again (under the caller's lease)."""
+        start = time.monotonic()
+        self.round_trips = 0
+        plans = self.plan(sets, delete)
+        if _has_work(plans):
+            self.scanned = {p.asset_set: p.local for p in plans}
+            return None
+        return self._result(sets, plans, start)
+
+    def _result(self, sets: Sequence[AssetSet], plans: Sequence[SetPlan],
+                start: float) -> SyncResult:
+        return SyncResult(
             serial=self.device.serial, sets=tuple(s.name for s in sets),
             files_total=sum(len(p.local) for p in plans),
-            pushed=tuple(f.remote for p in plans for f in p.push), pushed_bytes=needed,
+            pushed=tuple(f.remote for p in plans for f in p.push),
+            pushed_bytes=sum(p.push_bytes for p in plans),
             deleted=tuple(d for p in plans for d in p.delete),
             repaired=tuple(r for p in plans for r in p.repaired),
             round_trips=self.round_trips, seconds=time.monotonic() - start,
             chmodded=tuple(f.remote for p in plans for f in p.chmod))
-        if verify:
-            result = self.verify(plans, result)
-        return result
 
     def _check_space(self, plans: Sequence[SetPlan], space: DiskSpace) -> None:
         needed = space_needed(plans, space.block_bytes)
@@ -378,6 +395,11 @@ class Syncer:
                           result.chmodded)
 
 
+def _has_work(plans: Sequence[SetPlan]) -> bool:
+    return any(p.push or p.chmod or p.delete or p.stale_tmp or not p.manifest_current
+               for p in plans)
+
+
 def _unescape_name(name: str) -> str:
     out: list[str] = []
     chars = iter(name)
@@ -410,24 +432,45 @@ def parse_sha256sum(out: str) -> dict[str, str]:
 
 def sync_many(devices: Sequence[Device], sets: Sequence[AssetSet], delete: bool = False,
               verify: bool = False,
-              progress: Callable[[str, int, int, str], None] | None = None) -> list[SyncResult]:
-    """Sync the same sets to several phones in parallel (one thread per phone)."""
+              progress: Callable[[str, int, int, str], None] | None = None,
+              hold: Callable[[Sequence[Device]], contextlib.AbstractContextManager[object]]
+              | None = None,
+              ) -> list[SyncResult]:
+    """Sync the same sets to several phones in parallel (one thread per phone).
+
+    ``hold``, when given, is entered around the writes (the caller's leases of the phones
+    it is given). The phones are first only read, without it: those already up to date are
+    done (a no-op push takes no lease, as ``adb push --sync`` takes none); the others are
+    synced under ``hold``, listed again once it is held. With ``verify`` every phone is
+    hashed, so every phone is held.
+    """
     cache = HashCache.open_default()
     # Several phones: scan and hash once, up front, not once per phone. One phone: its
     # Syncer's own scan (overlapping the phone's listing) is the only one.
     scanned = {s.name: scan_set(s, cache) for s in sets} if len(devices) > 1 else None
+    syncers = {d.serial: Syncer(d, cache) for d in devices}
+    for syncer in syncers.values():
+        syncer.scanned = scanned
+    done: dict[str, SyncResult] = {}
+    workers = max(1, len(devices))
+    if hold is not None and not verify:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            checked = pool.map(lambda d: syncers[d.serial].check(sets, delete), devices)
+            done = {r.serial: r for r in checked if r is not None}
 
     def one(device: Device) -> SyncResult:
         def on_progress(done: int, total: int, path: str) -> None:
             if progress is not None:
                 progress(device.serial, done, total, path)
 
-        syncer = Syncer(device, cache)
-        syncer.scanned = scanned
-        return syncer.sync(sets, delete, on_progress, verify)
+        return syncers[device.serial].sync(sets, delete, on_progress, verify)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(devices))) as pool:
-        return list(pool.map(one, devices))
+    busy = [d for d in devices if d.serial not in done]
+    if busy:
+        with hold(busy) if hold is not None else contextlib.nullcontext(), \
+                concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            done.update((r.serial, r) for r in pool.map(one, busy))
+    return [done[d.serial] for d in devices]
 
 
 __all__ = [  # what callers and tests import from here, wherever it is defined

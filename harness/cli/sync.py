@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from harness.cli.options import Output, farm_option, output_options
 from harness.errors import UsageError
+
+if TYPE_CHECKING:
+    from harness.device.device import Device
 
 device_option = click.option(
     "--device", "-d", "selector", required=True, envvar="ANDROID_SERIAL", show_envvar=True,
@@ -58,36 +63,39 @@ def push_cmd(set_names: tuple[str, ...], selector: str, farm_path: Path | None, 
     devices = resolve(selector, farm_path, many=True, facts=False)  # none needed
     from harness.console import err
 
-    leases = [Lease(d.serial, f"harness push {' '.join(set_names)}", device=d,
-                    on_warning=lambda text: err.print(f"warning: {text}", markup=False))
-              .acquire() for d in devices]
-    try:
-        if quiet or output.json or not sys.stderr.isatty():
-            results = sync_many(devices, sets, delete=delete, verify=verify)
-        else:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
+    @contextlib.contextmanager
+    def hold(busy: Sequence[Device]) -> Iterator[None]:
+        """The leases of the phones that need writes, all taken before any write."""
+        with contextlib.ExitStack() as stack:
+            for d in busy:
+                stack.enter_context(Lease(
+                    d.serial, f"harness push {' '.join(set_names)}", device=d,
+                    on_warning=lambda text: err.print(f"warning: {text}", markup=False)))
+            yield
 
-            with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                          TransferSpeedColumn(), TimeRemainingColumn(),
-                          console=Console(stderr=True)) as bar:
-                tasks = {d.serial: bar.add_task(d.serial, total=None) for d in devices}
+    if quiet or output.json or not sys.stderr.isatty():
+        results = sync_many(devices, sets, delete=delete, verify=verify, hold=hold)
+    else:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
-                def progress(serial: str, done: int, total: int, _path: str) -> None:
-                    bar.update(tasks[serial], completed=done, total=total)
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), TimeRemainingColumn(),
+                      console=Console(stderr=True)) as bar:
+            tasks = {d.serial: bar.add_task(d.serial, total=None) for d in devices}
 
-                results = sync_many(devices, sets, delete=delete, verify=verify,
-                                    progress=progress)
-    finally:
-        for lease in leases:
-            lease.release()
+            def progress(serial: str, done: int, total: int, _path: str) -> None:
+                bar.update(tasks[serial], completed=done, total=total)
+
+            results = sync_many(devices, sets, delete=delete, verify=verify,
+                                progress=progress, hold=hold)
     output.emit([r.__dict__ for r in results], lambda: _print_results(results))
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -275,3 +277,52 @@ def test_a_second_run_pushes_nothing(sim_farm: SimFarm, tmp_path: Path) -> None:
     run()
     second = run()
     assert "assets: 0 file(s) pushed" in second, second
+
+
+def test_an_up_to_date_phone_is_only_read_and_a_phone_to_write_is_held(
+        sim_farm: SimFarm, tmp_path: Path) -> None:
+    # Issue 12: a no-op push takes no lease (as `adb push --sync` takes none): it only reads
+    # the phone. Writes still happen only under the lease, and the lease is taken for every
+    # phone that needs writes before any is written.
+    from harness.farm.lease import PHONE_LEASE, Lease, LeaseBusy
+
+    src = make_tree(tmp_path / "h", files=12)
+    dest = "/data/local/tmp/synctest/held"
+    devices = [device_for(sim_farm, "sm8650-16g"), device_for(sim_farm, "sm8550-12g")]
+    sets = [one_set("held", src, dest)]
+    held: list[list[str]] = []
+
+    @contextlib.contextmanager
+    def hold(busy: Sequence[Device]) -> Iterator[None]:
+        held.append([d.serial for d in busy])
+        with contextlib.ExitStack() as stack:
+            for d in busy:
+                stack.enter_context(Lease(d.serial, "test", device=d))
+            yield
+
+    first = sync_many(devices, sets, hold=hold)
+    assert [len(r.pushed) for r in first] == [14, 14]
+    assert held == [[d.serial for d in devices]]
+    other = devices[0]
+    # Another host holds the first phone: up to date, it is still reported so, unheld.
+    other.run(f"mkdir -p /data/local/tmp/.harness && {{ echo host=lab-host-2; echo pid=4242; "
+              f"echo start=; echo purpose=nightly; echo ttl=60; "
+              f"echo heartbeat=$(date +%s); }} > {PHONE_LEASE}", check=True)
+    try:
+        held.clear()
+        again = sync_many(devices, sets, hold=hold)
+        assert [r.pushed for r in again] == [(), ()] and held == []
+        victim = src / "layer0" / "w000.bin"
+        victim.write_bytes(os.urandom(500))
+        with pytest.raises(LeaseBusy, match="in use by pid 4242 on lab-host-2"):
+            sync_many(devices, sets, hold=hold)
+        assert held == [[d.serial for d in devices]]
+        for device in devices:  # neither phone was written: the lease came first
+            assert remote_listing(device, dest)["layer0/w000.bin"] != \
+                local_listing(src)["layer0/w000.bin"]
+    finally:
+        other.run(f"rm -f {PHONE_LEASE}", check=True)
+    done = sync_many(devices, sets, hold=hold)
+    assert [r.pushed for r in done] == [(f"{dest}/layer0/w000.bin",)] * 2
+    for device in devices:
+        assert remote_listing(device, dest) == local_listing(src)
