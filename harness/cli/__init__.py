@@ -23,6 +23,7 @@ from harness.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, HarnessErro
 from harness.run.signals import Terminated, signals_as_interrupts
 
 DEBUG_ENV = "HARNESS_DEBUG"  # HARNESS_DEBUG=1: as --debug
+MAX_HELP_WIDTH = 100  # click's max_content_width of every help page
 MAX_ERROR_CHARS = 1000  # a message quoting a huge value stays one readable line
 
 
@@ -73,18 +74,21 @@ def main(argv: list[str] | None = None) -> None:
             gc.freeze()
 
 
-def _terminal_columns() -> int:
-    """The width click's help formatter would get from ``shutil.get_terminal_size()``
-    ($COLUMNS, else stdout's terminal, else 80), without importing shutil (and with it bz2 and
-    lzma: ~3 ms of ``harness --help``)."""
+def _help_width() -> int:
+    """The width click's help formatter gives itself when it is given none,
+    ``max(min(shutil.get_terminal_size().columns, MAX_HELP_WIDTH) - 2, 50)``
+    (click.formatting.HelpFormatter), without importing shutil (and with it bz2 and lzma:
+    ~3 ms of ``harness --help``): the columns are $COLUMNS, else stdout's terminal's, else 80,
+    as shutil.get_terminal_size finds them."""
+    columns = 0
     with contextlib.suppress(ValueError):
-        if int(os.environ.get("COLUMNS", "0")) > 0:
-            return int(os.environ["COLUMNS"])
-    try:
-        columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-    except (AttributeError, ValueError, OSError):
-        columns = 0
-    return columns or 80
+        columns = int(os.environ.get("COLUMNS", "0"))
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return max(min(columns or 80, MAX_HELP_WIDTH) - 2, 50)
 
 
 def _main(argv: list[str] | None) -> None:
@@ -92,7 +96,7 @@ def _main(argv: list[str] | None) -> None:
     try:
         with signals_as_interrupts():
             cli.main(args=argv, prog_name="harness", standalone_mode=False, obj=state,
-                     terminal_width=_terminal_columns())
+                     terminal_width=_help_width())
     except click.exceptions.Abort as exc:
         _interrupted(exc.__cause__, state)
     except click.exceptions.Exit as exc:
@@ -190,7 +194,8 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+             context_settings={"help_option_names": ["-h", "--help"],
+                               "max_content_width": MAX_HELP_WIDTH})
 @click.version_option(__version__, prog_name="harness")
 @click.option("--debug", is_flag=True, help=f"On an error, also print the chain of exceptions "
               f"behind it (traceback); log everything. Same as {DEBUG_ENV}=1.")

@@ -39,6 +39,20 @@ def test_the_help_listing_table_says_what_each_command_says(limit: int) -> None:
             command.get_short_help_str(limit), name
 
 
+@pytest.mark.parametrize("columns", ["30", "60", "90", "120", "250", "", "junk"])
+def test_the_help_width_is_the_one_click_would_choose(columns: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # main() hands click the help width so that click does not import shutil for it; the
+    # width must be the one click's formatter computes itself (max_content_width, the 2
+    # columns of margin, the 50-column floor).
+    from click.formatting import HelpFormatter
+
+    from harness.cli import MAX_HELP_WIDTH, _help_width
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert _help_width() == HelpFormatter(max_width=MAX_HELP_WIDTH).width
+
+
 def test_every_command_has_help_text() -> None:
     for name, command in iter_commands():
         assert isinstance(command, click.Command)
