@@ -17,8 +17,20 @@ Interruption (Ctrl-C, SIGTERM through :func:`harness.run.signals.signals_as_inte
 the main thread sets the stop flag and raises KeyboardInterrupt inside every worker thread
 (``PyThreadState_SetAsyncExc``: the one way to unwind a thread that is following a step),
 so each runner kills its step on the phone and stores the run ``interrupted``, and each
-lease is released; then the bench is marked ``interrupted`` and the interrupt goes on to the
-CLI. ``--resume`` runs only what is missing: a (phone, series, warm-up or repeat index)
+lease is released; the main thread waits (bounded: :data:`STOP_ATTEMPTS` x
+:data:`STOP_JOIN_S`) until every worker says it is done; then the bench is marked
+``interrupted`` and the interrupt goes on to the CLI.
+
+The main thread never uses ``Thread.join`` or ``Thread.is_alive`` to learn whether a worker
+is done. On CPython 3.11 (gh-90882), a signal whose handler raises (Ctrl-C, our SIGTERM)
+while the main thread is inside ``join`` makes ``Thread._wait_for_tstate_lock`` release the
+worker's state lock and mark it stopped although it still runs: its bpo-45274 clean-up takes
+``lock.locked()`` (held by the running worker) for "this join acquired it". That worker was
+then neither interrupted nor waited for, and the process exited under it, its lease record
+left on the phone. Each worker sets an event of its own as its very last act instead, and
+the main thread waits in ``time.sleep``, which a signal leaves no trace in.
+
+``--resume`` runs only what is missing: a (phone, series, warm-up or repeat index)
 with an ``ok`` or ``failed`` run is finished.
 
 A phone that vanishes (a step's phone does not come back, or its sync or lease fails) is
@@ -56,8 +68,14 @@ from harness.run.runner import RunEvents, Runner, RunOptions, RunRequest, build_
 
 log = get_logger(__name__)
 
-JOIN_POLL_S = 0.2
+JOIN_POLL_S = 0.05  # how often the main thread looks whether the workers are done
 STOP_JOIN_S = 60.0  # how long the main thread waits for a worker to unwind, per attempt
+# Interrupts raised in a worker that has not unwound after STOP_JOIN_S (one stuck in a phone
+# that does not answer: each of its commands has a time-out of its own); after the last, the
+# main thread goes on (the process exits under that worker). Ctrl-C waits at most
+# STOP_ATTEMPTS x STOP_JOIN_S for the workers, then _kill_own_runs.
+STOP_ATTEMPTS = 3
+RELEASE_TRIES = STOP_ATTEMPTS + 1  # one per interrupt that may land in the lease release
 FINISHED = ("ok", "failed")  # a run with this status is not redone by --resume
 
 
@@ -138,9 +156,35 @@ def discover(request: BenchRequest) -> Farm:
 
 
 def _raise_in(thread: threading.Thread) -> None:
-    if thread.ident is not None and thread.is_alive():
+    """KeyboardInterrupt in ``thread`` at its next bytecode (not ``is_alive``: see above)."""
+    if thread.ident is not None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
                                                    ctypes.py_object(KeyboardInterrupt))
+
+
+def _release(lease: Any) -> None:
+    """Release ``lease`` even when an interrupt raised in this worker lands in the release
+    (a worker that was ending anyway, or a later attempt): the release is started again;
+    it is re-entrant (:meth:`harness.farm.lease.Lease.release`)."""
+    for _try in range(RELEASE_TRIES):
+        try:
+            lease.release()
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def _preimport() -> None:
+    """Import in the main thread what the workers import lazily: an interrupt raised in a
+    worker in the middle of an import leaves the module half initialised in sys.modules,
+    and another worker then fails on it (seen: a phone reported lost for "cannot import
+    name ... from harness.assets.sync")."""
+    import harness.assets.hashcache
+    import harness.assets.sync
+    import harness.device.background
+    import harness.farm.lease
+    import harness.run.blocks
+    import harness.run.images  # noqa: F401 - imported for the workers
 
 
 class Bench:
@@ -160,6 +204,8 @@ class Bench:
         self._sets: dict[str, Any] = {}  # asset sets by name
         self._devices: dict[str, Device] = {}
         self._threads: list[threading.Thread] = []
+        self._done: list[threading.Event] = []  # each set by its worker as its last act
+        self._raising = threading.Lock()  # a worker is not interrupted once it is done
         # serial -> the run a worker is in (runner, cell, index, warm-up, conditions before)
         self._current: dict[str, tuple[Runner, Cell, int, bool, Conditions, dict[str, Any],
                                        ThermalLimits]] = {}
@@ -195,6 +241,7 @@ class Bench:
             done = self._finished(store)
             self.baseline = baseline_samples(store, self.bench_id, self.config.baseline)
         self._load_sets(matrix)
+        _preimport()
         return farm, matrix, done
 
     def _load_sets(self, matrix: Matrix) -> None:
@@ -232,32 +279,57 @@ class Bench:
 
     def _run_workers(self, farm: Farm, matrix: Matrix,
                      done: set[tuple[str, str, bool, int]]) -> None:
-        threads = [threading.Thread(target=self._worker, name=f"bench-{serial}",
-                                    args=(farm, matrix, serial, done), daemon=True)
-                   for serial in matrix.phones()]
-        for t in threads:
+        for serial in matrix.phones():
+            finished = threading.Event()
+            self._threads.append(threading.Thread(
+                target=self._worker_then_done, name=f"bench-{serial}",
+                args=(farm, matrix, serial, done, finished), daemon=True))
+            self._done.append(finished)
+        for t in self._threads:
             t.start()
-        self._threads = threads
-        while any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(JOIN_POLL_S)
+        # time.sleep, not join (see the module's docstring): Ctrl-C raises out of it cleanly
+        while not all(d.is_set() for d in self._done):
+            time.sleep(JOIN_POLL_S)
+
+    def _worker_then_done(self, farm: Farm, matrix: Matrix, serial: str,
+                          done: set[tuple[str, str, bool, int]],
+                          finished: threading.Event) -> None:
+        try:
+            self._worker(farm, matrix, serial, done)
+        finally:
+            # Under the lock the main thread raises with: once this is set, no interrupt
+            # is raised here any more; one raised just before lands at the latest here.
+            while not finished.is_set():
+                with contextlib.suppress(KeyboardInterrupt), self._raising:
+                    finished.set()
+
+    def _interrupt_workers(self) -> list[threading.Event]:
+        """Raise KeyboardInterrupt in every worker not done yet; their events."""
+        with self._raising:
+            pending = [(t, d) for t, d in zip(self._threads, self._done, strict=True)
+                       if t.ident is not None and not d.is_set()]
+            for t, _d in pending:
+                _raise_in(t)
+        return [d for _t, d in pending]
 
     def _interrupted(self, exc: BaseException) -> None:
         from harness.run.signals import interrupt_name
 
         self._stop.set()
         why = f"interrupted ({interrupt_name(exc)})"
-        for _attempt in range(3):
-            alive = [t for t in self._threads if t.is_alive()]
-            if not alive:
+        for _attempt in range(STOP_ATTEMPTS):
+            pending = self._interrupt_workers()
+            if not pending:
                 break
-            for t in alive:
-                _raise_in(t)
             deadline = time.monotonic() + STOP_JOIN_S
-            for t in alive:
-                while t.is_alive() and time.monotonic() < deadline:
-                    with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C waits too
-                        t.join(JOIN_POLL_S)
+            while not all(d.is_set() for d in pending) and time.monotonic() < deadline:
+                with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C waits too
+                    time.sleep(JOIN_POLL_S)
+        still = [t.name for t, d in zip(self._threads, self._done, strict=True)
+                 if t.ident is not None and not d.is_set()]
+        if still:
+            log.warning("gave up waiting for %s after %d interrupts %gs apart",
+                        ", ".join(still), STOP_ATTEMPTS, STOP_JOIN_S)
         self._kill_own_runs()
         with Store.open(self.request.db_path) as store:
             benches.interrupt_running(store, self.bench_id, f"{why}; killed on the phone")
@@ -305,10 +377,11 @@ class Bench:
         cells = matrix.cells_of(serial)
         device = self._devices[serial] = matrix.devices[serial].device(farm)
         limits = self._limits(farm, serial)
+        lease = Lease(serial, f"harness bench {self.bench_id}", self.request.lease_wait_s,
+                      device, False, self.events.warning)
         try:
-            with Store.open(self.request.db_path) as store, \
-                    Lease(serial, f"harness bench {self.bench_id}", self.request.lease_wait_s,
-                          device, False, self.events.warning):
+            with Store.open(self.request.db_path) as store:
+                lease.acquire()
                 provenance = self._prepare(store, device, cells)
                 for cell in cells:
                     if not self._cell(store, device, cell, limits, provenance, done):
@@ -324,6 +397,8 @@ class Bench:
             # lost with the error, which fails the bench, and the traceback goes to the log.
             log.exception("bench worker for %s failed", serial)
             self._lose(serial, f"harness error: {type(exc).__name__}: {exc}")
+        finally:
+            _release(lease)
 
     def _limits(self, farm: Farm, serial: str) -> ThermalLimits:
         base = farm.config.thermal_limits(serial)

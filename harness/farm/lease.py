@@ -276,6 +276,7 @@ class Lease:
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
         self._live: list[LiveRun] = []  # the phone's live runs, listed as the lease is taken
+        self._on_phone = False  # our record may be on the phone: the release removes it
 
     def acquire(self) -> Lease:
         self._lock_host()
@@ -318,6 +319,7 @@ class Lease:
         deadline = time.monotonic() + self.wait_s
         force = False
         while True:
+            self._on_phone = True  # from before the command: an interrupt may cut its answer
             out = device.run(take_phone_lease_command(self._me, self.purpose, self.ttl_s,
                                                       force=force),
                              check=True, timeout=60).out
@@ -345,9 +347,10 @@ class Lease:
         if found is not None and not _same(found.holder, self._me):
             self.on_warning(f"{self.serial}: took over a stale lease record of "
                             f"{found.describe()}")
-        self._beat = threading.Thread(target=self._heartbeat, args=(device,),
-                                      name=f"lease-{self.serial}", daemon=True)
-        self._beat.start()
+        beat = threading.Thread(target=self._heartbeat, args=(device,),
+                                name=f"lease-{self.serial}", daemon=True)
+        beat.start()
+        self._beat = beat  # only once started (the release joins it)
 
     def _heartbeat(self, device: Device) -> None:
         command = refresh_phone_lease_command(self._me, self.purpose, self.ttl_s)
@@ -372,21 +375,27 @@ class Lease:
                         f"harness: {names}")
 
     def release(self) -> None:
+        """Stop the heartbeat, remove our record from the phone, unlock the host's file.
+
+        Re-entrant: an exception (a KeyboardInterrupt raised in this thread) that cuts it
+        short leaves what is not done yet to a second call, which does that part again
+        (the removal removes a record only while it is ours)."""
+        self._stop.set()  # also a heartbeat started just before an interrupt hit _lock_phone
         if self._beat is not None:
-            self._stop.set()
             # Longer than the heartbeat's own command may take (timeout=30), so that it
             # cannot land after the removal below (and it only rewrites a record still ours).
             self._beat.join(timeout=35)
             self._beat = None
-            if self.device is not None:
-                with contextlib.suppress(Exception):
-                    self.device.run(remove_phone_lease_command(self._me), timeout=15)
+        if self._on_phone and self.device is not None:
+            with contextlib.suppress(Exception):
+                self.device.run(remove_phone_lease_command(self._me), timeout=15)
+            self._on_phone = False
         if self._fd is not None:
+            fd, self._fd = self._fd, None
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def __enter__(self) -> Lease:
         return self.acquire()
