@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import cancel
 from harness.assets.errors import SyncConnectionLost, SyncError
 from harness.device.device import Device
 from harness.errors import LocalFileError
@@ -91,9 +92,11 @@ class SyncClient:
         try:
             data = self._rfile.read(n)
         except OSError as exc:
+            cancel.check()  # our own shutdown of the socket (harness.cancel)
             raise SyncConnectionLost(f"connection lost during sync: {exc}",
                                      serial=self.device.serial) from exc
         if len(data) != n:
+            cancel.check()
             raise SyncConnectionLost("connection closed during sync",
                                      serial=self.device.serial)
         return bytes(data)
@@ -107,9 +110,17 @@ class SyncClient:
         return SyncError(f"{what}: {message}", serial=self.device.serial)
 
     # ---- requests ----
+    def _send(self, data: bytes | bytearray) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:  # a broken connection is the phone's, not a harness bug
+            cancel.check()  # our own shutdown of the socket (harness.cancel)
+            raise SyncConnectionLost(f"connection lost during sync: {exc}",
+                                     serial=self.device.serial) from exc
+
     def _request(self, tag: bytes, path: str) -> None:
         data = path.encode()
-        self.sock.sendall(SYNC_HEADER.pack(tag, len(data)) + data)
+        self._send(SYNC_HEADER.pack(tag, len(data)) + data)
 
     def stat(self, path: str) -> tuple[int, int, int]:
         """(mode, size, mtime); mode 0 when the path does not exist."""
@@ -130,7 +141,7 @@ class SyncClient:
         for tag, path in requests:
             data = path.encode()
             payload += SYNC_HEADER.pack(tag, len(data)) + data
-        self.sock.sendall(payload)
+        self._send(payload)
         replies: list[Any] = []
         for tag, path in requests:
             if tag == b"STAT":

@@ -14,11 +14,16 @@ rounds of at most the configured repeat count) while the budget (``budget_min`` 
 bench's start) lasts.
 
 Interruption (Ctrl-C, SIGTERM through :func:`harness.run.signals.signals_as_interrupts`):
-the main thread sets the stop flag and raises KeyboardInterrupt inside every worker thread
-(``PyThreadState_SetAsyncExc``: the one way to unwind a thread that is following a step),
-so each runner kills its step on the phone and stores the run ``interrupted``, and each
-lease is released; the main thread waits (bounded: :data:`STOP_ATTEMPTS` x
-:data:`STOP_JOIN_S`) until every worker says it is done; then the bench is marked
+the main thread sets the stop flag and cancels every worker's :class:`harness.cancel.Scope`:
+that shuts down the worker's open adb sockets, and the worker raises
+:class:`~harness.cancel.Cancelled` (a KeyboardInterrupt) itself, at the next point of
+harness's own code that notices (a read or write that fails, a new connection, a sleep).
+So each runner kills its step on the phone and stores the run ``interrupted`` through its
+ordinary interrupt path, and each lease is released. Not ``PyThreadState_SetAsyncExc``: an
+exception raised at any bytecode of another thread also lands inside the standard library
+between a lock's acquire and its ``try`` (seen: in ``importlib._bootstrap``, after which
+every later import of the process hung). The main thread waits (bounded:
+:data:`STOP_WAIT_S`) until every worker says it is done; then the bench is marked
 ``interrupted`` and the interrupt goes on to the CLI.
 
 The main thread never uses ``Thread.join`` or ``Thread.is_alive`` to learn whether a worker
@@ -26,8 +31,8 @@ is done. On CPython 3.11 (gh-90882), a signal whose handler raises (Ctrl-C, our 
 while the main thread is inside ``join`` makes ``Thread._wait_for_tstate_lock`` release the
 worker's state lock and mark it stopped although it still runs: its bpo-45274 clean-up takes
 ``lock.locked()`` (held by the running worker) for "this join acquired it". That worker was
-then neither interrupted nor waited for, and the process exited under it, its lease record
-left on the phone. Each worker sets an event of its own as its very last act instead, and
+then not waited for, and the process exited under it, its lease record left on the
+phone. Each worker sets an event of its own as its very last act instead, and
 the main thread waits in ``time.sleep``, which a signal leaves no trace in.
 
 ``--resume`` runs only what is missing: a (phone, series, warm-up or repeat index)
@@ -40,7 +45,6 @@ reported as a ``lost`` event; its worker stops and the others finish.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
+from harness import __version__, cancel
 from harness.bench.conditions import Conditions, delta, read_conditions
 from harness.bench.config import BenchConfig
 from harness.bench.fairness import wait_cool
@@ -69,13 +73,11 @@ from harness.run.runner import RunEvents, Runner, RunOptions, RunRequest, build_
 log = get_logger(__name__)
 
 JOIN_POLL_S = 0.05  # how often the main thread looks whether the workers are done
-STOP_JOIN_S = 60.0  # how long the main thread waits for a worker to unwind, per attempt
-# Interrupts raised in a worker that has not unwound after STOP_JOIN_S (one stuck in a phone
-# that does not answer: each of its commands has a time-out of its own); after the last, the
-# main thread goes on (the process exits under that worker). Ctrl-C waits at most
-# STOP_ATTEMPTS x STOP_JOIN_S for the workers, then _kill_own_runs.
-STOP_ATTEMPTS = 3
-RELEASE_TRIES = STOP_ATTEMPTS + 1  # one per interrupt that may land in the lease release
+# How long the main thread waits for the cancelled workers to unwind (a worker's clean-up on
+# a phone that does not answer ends by the time-outs of its commands: the step's kill, the
+# temperatures, the lease release, each 60 s at most); then it goes on (_kill_own_runs, and
+# the process exits under that worker).
+STOP_WAIT_S = 180.0
 FINISHED = ("ok", "failed")  # a run with this status is not redone by --resume
 
 
@@ -155,36 +157,15 @@ def discover(request: BenchRequest) -> Farm:
     return Farm(config)
 
 
-def _raise_in(thread: threading.Thread) -> None:
-    """KeyboardInterrupt in ``thread`` at its next bytecode (not ``is_alive``: see above)."""
-    if thread.ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
-                                                   ctypes.py_object(KeyboardInterrupt))
-
-
 def _release(lease: Any) -> None:
-    """Release ``lease`` even when an interrupt raised in this worker lands in the release
-    (a worker that was ending anyway, or a later attempt): the release is started again;
-    it is re-entrant (:meth:`harness.farm.lease.Lease.release`)."""
-    for _try in range(RELEASE_TRIES):
-        try:
-            lease.release()
-            return
-        except KeyboardInterrupt:
-            continue
-
-
-def _preimport() -> None:
-    """Import in the main thread what the workers import lazily: an interrupt raised in a
-    worker in the middle of an import leaves the module half initialised in sys.modules,
-    and another worker then fails on it (seen: a phone reported lost for "cannot import
-    name ... from harness.assets.sync")."""
-    import harness.assets.hashcache
-    import harness.assets.sync
-    import harness.device.background
-    import harness.farm.lease
-    import harness.run.blocks
-    import harness.run.images  # noqa: F401 - imported for the workers
+    """Release ``lease``, also when the worker's cancellation is noticed in the release's
+    own connection (a worker that was ending anyway): :class:`~harness.cancel.Cancelled` is
+    raised once per worker, and the release is re-entrant
+    (:meth:`harness.farm.lease.Lease.release`), so the second try goes through."""
+    try:
+        lease.release()
+    except cancel.Cancelled:
+        lease.release()
 
 
 class Bench:
@@ -205,7 +186,7 @@ class Bench:
         self._devices: dict[str, Device] = {}
         self._threads: list[threading.Thread] = []
         self._done: list[threading.Event] = []  # each set by its worker as its last act
-        self._raising = threading.Lock()  # a worker is not interrupted once it is done
+        self._scopes: list[cancel.Scope] = []  # each worker's, cancelled on an interrupt
         # serial -> the run a worker is in (runner, cell, index, warm-up, conditions before)
         self._current: dict[str, tuple[Runner, Cell, int, bool, Conditions, dict[str, Any],
                                        ThermalLimits]] = {}
@@ -241,7 +222,6 @@ class Bench:
             done = self._finished(store)
             self.baseline = baseline_samples(store, self.bench_id, self.config.baseline)
         self._load_sets(matrix)
-        _preimport()
         return farm, matrix, done
 
     def _load_sets(self, matrix: Matrix) -> None:
@@ -280,11 +260,12 @@ class Bench:
     def _run_workers(self, farm: Farm, matrix: Matrix,
                      done: set[tuple[str, str, bool, int]]) -> None:
         for serial in matrix.phones():
-            finished = threading.Event()
+            finished, scope = threading.Event(), cancel.Scope()
             self._threads.append(threading.Thread(
                 target=self._worker_then_done, name=f"bench-{serial}",
-                args=(farm, matrix, serial, done, finished), daemon=True))
+                args=(farm, matrix, serial, done, finished, scope), daemon=True))
             self._done.append(finished)
+            self._scopes.append(scope)
         for t in self._threads:
             t.start()
         # time.sleep, not join (see the module's docstring): Ctrl-C raises out of it cleanly
@@ -293,43 +274,30 @@ class Bench:
 
     def _worker_then_done(self, farm: Farm, matrix: Matrix, serial: str,
                           done: set[tuple[str, str, bool, int]],
-                          finished: threading.Event) -> None:
+                          finished: threading.Event, scope: cancel.Scope) -> None:
         try:
-            self._worker(farm, matrix, serial, done)
+            with cancel.scope(scope):
+                self._worker(farm, matrix, serial, done)
         finally:
-            # Under the lock the main thread raises with: once this is set, no interrupt
-            # is raised here any more; one raised just before lands at the latest here.
-            while not finished.is_set():
-                with contextlib.suppress(KeyboardInterrupt), self._raising:
-                    finished.set()
-
-    def _interrupt_workers(self) -> list[threading.Event]:
-        """Raise KeyboardInterrupt in every worker not done yet; their events."""
-        with self._raising:
-            pending = [(t, d) for t, d in zip(self._threads, self._done, strict=True)
-                       if t.ident is not None and not d.is_set()]
-            for t, _d in pending:
-                _raise_in(t)
-        return [d for _t, d in pending]
+            finished.set()
 
     def _interrupted(self, exc: BaseException) -> None:
         from harness.run.signals import interrupt_name
 
         self._stop.set()
         why = f"interrupted ({interrupt_name(exc)})"
-        for _attempt in range(STOP_ATTEMPTS):
-            pending = self._interrupt_workers()
-            if not pending:
-                break
-            deadline = time.monotonic() + STOP_JOIN_S
-            while not all(d.is_set() for d in pending) and time.monotonic() < deadline:
-                with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C waits too
-                    time.sleep(JOIN_POLL_S)
+        for scope in self._scopes:
+            scope.cancel(interrupt_name(exc))
+        started = [d for t, d in zip(self._threads, self._done, strict=True)
+                   if t.ident is not None]  # an interrupt may land among the starts
+        deadline = time.monotonic() + STOP_WAIT_S
+        while not all(d.is_set() for d in started) and time.monotonic() < deadline:
+            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C waits too
+                time.sleep(JOIN_POLL_S)
         still = [t.name for t, d in zip(self._threads, self._done, strict=True)
                  if t.ident is not None and not d.is_set()]
         if still:
-            log.warning("gave up waiting for %s after %d interrupts %gs apart",
-                        ", ".join(still), STOP_ATTEMPTS, STOP_JOIN_S)
+            log.warning("gave up waiting for %s after %gs", ", ".join(still), STOP_WAIT_S)
         self._kill_own_runs()
         with Store.open(self.request.db_path) as store:
             benches.interrupt_running(store, self.bench_id, f"{why}; killed on the phone")
@@ -459,7 +427,7 @@ class Bench:
              limits: ThermalLimits, provenance: dict[str, Any]) -> RunResult:
         t = self.config.thresholds
         wait = wait_cool(lambda: read_conditions(device), limits, t.cool_wait_s,
-                         stop=self._stop.is_set)
+                         stop=self._stop.is_set, sleep=cancel.sleep)
         if wait.was_hot:
             benches.add_event(store, self.bench_id, "cool-wait", cell.serial, cell.series,
                               wait.to_dict())

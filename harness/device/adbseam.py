@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from harness import cancel
 from harness.device.errors import (
     AdbError,
     AdbServerUnreachable,
@@ -160,6 +161,7 @@ def classify(exc: BaseException, serial: str | None, server: str) -> DeviceError
 
 
 def _failure(exc: BaseException, serial: str | None, server: Server) -> DeviceError:
+    cancel.check()  # the failure is our own shutdown of the socket (harness.cancel)
     error = classify(exc, serial, server.label)
     log.debug("adb: %s -> %s: %s", type(exc).__name__, type(error).__name__, error)
     return error
@@ -170,10 +172,12 @@ def _failure(exc: BaseException, serial: str | None, server: Server) -> DeviceEr
 def _connect(server: Server, timeout_s: float | None) -> socket.socket:
     """A connection to the adb server (never starting one), ``TCP_NODELAY`` and the TCP
     keep-alive adbutils sets (a dead peer is noticed on a long shell)."""
+    cancel.check()
     try:
         sock = socket.create_connection((server.host, server.port), timeout=timeout_s)
     except OSError as exc:
         raise AdbProtocolError(f"connect to adb server failed: {exc}") from exc
+    cancel.register(sock)  # a cancelled bench worker is woken out of it (harness.cancel)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     if hasattr(socket, "TCP_KEEPIDLE"):  # Linux

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from harness import cancel
 from harness.device import devshell
 from harness.device.device import Device, OutputCallback, split_lines
 from harness.device.errors import CommandTimeout, DeviceDisconnected, DeviceError
@@ -273,7 +274,7 @@ class BackgroundRun:
                     and time.monotonic() - polled < POLL_MIN_S:
                 # The poll did not wait (the run not started yet, or a phone whose shell
                 # returned at once): do not spin.
-                time.sleep(interval)
+                cancel.sleep(interval)
                 interval = min(interval * 1.5, POLL_MAX_S)
 
     def _outcome(self, code: int | None, out: bytearray, err: bytearray, start: float,

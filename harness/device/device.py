@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import cancel
 from harness.device import adbseam, devshell
 from harness.device.adb import adb_binary, port_open
 from harness.device.errors import (
@@ -156,7 +157,7 @@ class Device:
                 last = AdbServerUnreachable(f"no adb server at {self.endpoint.label}",
                                             serial=self.serial)
                 self._restart_server()
-                time.sleep(0.2)
+                cancel.sleep(0.2)
                 continue
             state = self.state()
             if state == "device":
@@ -170,7 +171,7 @@ class Device:
                 except DeviceError as exc:
                     log.debug("%s: adb connect: %s", self.serial, exc)
             last = DeviceOffline(state, serial=self.serial) if state != "absent" else last
-            time.sleep(0.2)
+            cancel.sleep(0.2)
         log.info("%s: did not come back: %s", self.serial, last)
         raise last
 
@@ -253,6 +254,7 @@ class Device:
                     continue
                 data = sock.recv(256 * 1024)
                 if not data:
+                    cancel.check()  # our own shutdown of the socket (harness.cancel)
                     raise DeviceDisconnected("connection lost while the command ran; its "
                                              "outcome is unknown", serial=self.serial,
                                              command=line)
@@ -271,6 +273,7 @@ class Device:
                     elif kind == 3:
                         code = body[0] if body else 255
         except OSError as exc:
+            cancel.check()
             raise DeviceDisconnected(f"connection lost: {exc}", serial=self.serial,
                                      command=line) from exc
         finally:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from harness import cancel
 from harness.device import devshell
 from harness.device.background import (
     LiveRun,
@@ -304,7 +305,7 @@ class Lease:
                     raise LeaseBusy(f"in use by {who}", serial=self.serial,
                                     hint="wait with --lease-wait SECONDS, or pick another "
                                          "phone") from None
-                time.sleep(LEASE_POLL_S)
+                cancel.sleep(LEASE_POLL_S)
         self._fd = fd
         info = Holder(os.getpid(), socket.gethostname(), self.purpose, time.time())
         os.ftruncate(fd, 0)
@@ -337,7 +338,7 @@ class Lease:
                 raise LeaseBusy(f"in use by {found.describe()}", serial=self.serial,
                                 hint="another host holds it through a shared adb server; "
                                      "wait with --lease-wait SECONDS, or pick another phone")
-            time.sleep(max(LEASE_POLL_S, 1.0))
+            cancel.sleep(max(LEASE_POLL_S, 1.0))
         record, _, live = after.partition(f"{LIVE_MARK}\n")
         mine = parse_phone_lease(record)
         self._live = parse_live_runs(live)

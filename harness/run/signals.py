@@ -18,6 +18,8 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+from harness.cancel import Cancelled
+
 HANDLED = (signal.SIGTERM, signal.SIGHUP)
 
 
@@ -61,8 +63,9 @@ def signals_as_interrupts(signums: tuple[int, ...] = HANDLED) -> Iterator[None]:
 
 
 def interrupt_name(exc: BaseException) -> str:
-    """``SIGTERM``/``SIGHUP`` for a :class:`Terminated`, ``Ctrl-C`` otherwise."""
-    return exc.name if isinstance(exc, Terminated) else "Ctrl-C"
+    """``SIGTERM``/``SIGHUP`` for a :class:`Terminated` (or a worker's
+    :class:`~harness.cancel.Cancelled` by one), ``Ctrl-C`` otherwise."""
+    return exc.name if isinstance(exc, Terminated | Cancelled) else "Ctrl-C"
 
 
 __all__ = ["HANDLED", "Terminated", "interrupt_name", "signals_as_interrupts"]

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 BINARY = "sd15_pipeline_run"
 RECIPE = "  - recipe: sd15-512\n    params: {steps: 8}\n"
 # Stopping takes seconds here; far less than the engine's bound for phones that do not
-# answer (harness.bench.engine.STOP_ATTEMPTS x STOP_JOIN_S), which none of these is.
+# answer (harness.bench.engine.STOP_WAIT_S), which none of these is.
 STOP_TIMEOUT_S = 90.0
 
 
