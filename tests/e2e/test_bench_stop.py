@@ -94,6 +94,10 @@ def test_a_stopped_bench_leaves_every_phone_idle_and_free(
     ((status,),) = rows(db, "SELECT status FROM benches")
     assert status == "interrupted", tail
     assert not rows(db, "SELECT id FROM runs WHERE status = 'running'"), tail
+    # A run cut short is ``interrupted``, never ``failed`` (as a lost connection would be):
+    # no phone failed here.
+    assert not rows(db, "SELECT id, diagnosis FROM runs WHERE status = 'failed'"), tail
+    assert not rows(db, "SELECT 1 FROM bench_events WHERE kind = 'lost'"), tail
     for device in devices:
         assert phone_runs(device, BINARY) == [], (device.serial, tail)
         assert ours_on(device, proc.pid) == [], (device.serial, tail)
