@@ -1,6 +1,6 @@
 """Telemetry through every step: the device-side sampler, its lines, samples and metrics.
 
-With each step harness starts ``device_assets/sampler.sh`` on the phone over ONE adb stream
+With each step harness starts ``harness/device_assets/sampler.sh`` on the phone over ONE adb stream
 (:class:`harness.device.stream.ShellStream`; the script travels inline in the command), which
 prints a line every ``interval_s`` with the phone's own clock (``/proc/uptime``). Its lines
 are parsed here (:class:`SamplerParser`: a partial last line, unknown keys and garbage are
@@ -59,7 +59,8 @@ from harness.results.store import Store
 
 log = get_logger(__name__)
 
-SAMPLER_FILE = Path(__file__).resolve().parents[2] / "device_assets" / "sampler.sh"
+# package data (setup.cfg), so an installed wheel has it as a source checkout does
+SAMPLER_FILE = Path(__file__).resolve().parents[1] / "device_assets" / "sampler.sh"
 DEFAULT_INTERVAL_S = 0.1
 MIN_INTERVAL_S = 0.01  # /proc/uptime counts hundredths of a second
 DEFAULT_SLOW_EVERY = 5  # thermal zones every 5th sample (reading one can take ms)

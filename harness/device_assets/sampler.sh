@@ -1,4 +1,4 @@
-# harness telemetry sampler (device_assets/sampler.sh): one line per interval, on one stream.
+# harness telemetry sampler (harness/device_assets/sampler.sh): one line per interval, on one stream.
 # Runs under Android's mksh as the shell user (uid 2000); POSIX sh + shell builtins only: no
 # awk, no forks per sample (`read` on /proc and /sys files, `read -t` as the clock).
 # Sent inline by harness/run/telemetry.py as `set -- ARGS; <this text>`.
