@@ -7,12 +7,20 @@ private adb port, never 5037) and runs the bench through its library call
   scale   bench of sd15-512 x (warm-up + --repeat) on 4 phones  vs  the same on 1 phone
           (ratio of wall times; the goal is <= 1.15: phones run in parallel, so four
           phones should take hardly longer than one)
+  bare    the same number of runs of the step as bare ``adb shell`` processes, 4 phones
+          vs 1: what this host allows without harness
   cpu     harness's own CPU time (this process, every thread) per measured run of the
           4-phone bench: what the host spends per run besides waiting for phones
+  host    the whole host's busy share while each side ran (``/proc/stat``: harness, the
+          adb server, the virtual phones' daemons and binaries), of all its CPUs
 
-The virtual phones' binaries run in their own processes (they are not harness's CPU), and
-on a machine with fewer cores than phones they compete with each other for the CPU: the
-ratio then also measures the host, so the load average is printed with it.
+The default time scale is 1: the virtual phones take as long as a real Snapdragon 8 Gen 3
+does (SD1.5 512, 20 steps, about 20 s a run), which is what a nightly waits for; the
+command then takes about 7 minutes. A smaller ``--time-scale`` compresses the phones' time
+but not the host's: every virtual phone is a Python daemon on this host, serving adb and
+rewriting its sysfs files 4 times a second, and its binary's CPU is this host's too, so on
+a machine with fewer cores than phones the ratio then measures the host (the ``bare`` and
+``host`` lines show by how much). On a farm each phone computes on its own SoC.
 
     python benchmarks/bench.py [--rounds N] [--repeat N] [--time-scale S]
 """
@@ -25,7 +33,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.bench.config import BenchConfig, BenchRecipe, Thresholds
@@ -36,6 +44,22 @@ from harness.sim.farm import FarmState, private_farm
 PHONES = 4
 SD15_STEP = ("CLML_NO_REUSE_TNN=1 /data/local/tmp/sd15_pipeline_run "
              "/data/local/tmp/sd15_clml/sd15_clml_weights 20")
+
+
+def host_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of every CPU since boot (``/proc/stat``'s first line)."""
+    with Path("/proc/stat").open() as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
+
+
+def busy_share(fn: Callable[[], object], shares: list[float]) -> None:
+    """Run ``fn``; append the host's busy share of all CPUs while it ran."""
+    busy0, total0 = host_busy()
+    fn()
+    busy1, total1 = host_busy()
+    shares.append((busy1 - busy0) / max(total1 - total0, 1))
 
 
 def bare(state: FarmState, env: dict[str, str], serials: Sequence[str], runs: int) -> float:
@@ -71,10 +95,12 @@ def one_bench(selector: str, repeat: int, farm_file: Path, db: Path,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="alternations (default 3)")
-    parser.add_argument("--repeat", type=int, default=3, help="measured runs per phone")
-    parser.add_argument("--time-scale", type=float, default=0.02,
-                        help="wall s per simulated s (default 0.02: SD1.5 20 steps ~0.2 s)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations (default 2)")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="measured runs per phone (default 2)")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="wall s per simulated s (default 1: a real phone's speed, "
+                             "SD1.5 ~20 s a run)")
     args = parser.parse_args()
     with private_farm(("sm8650-16g",) * PHONES, time_scale=args.time_scale,
                       prefix="harness-bench-") as (farm, state, tmp):
@@ -92,18 +118,24 @@ def main() -> None:
         bare1: list[float] = []
         bare4: list[float] = []
         cpu_per_run: list[float] = []
+        busy: dict[str, list[float]] = {"one": [], "four": [], "bare1": [], "bare4": []}
         all_phones = [p.adb_serial for p in state.phones]
         for i in range(args.rounds):
             order = [("one", one_phone), ("four", "tag:bench")]
             for name, selector in order if i % 2 == 0 else order[::-1]:
+                busy0, total0 = host_busy()
                 wall, cpu, runs = one_bench(selector, args.repeat, farm_file, db, logs)
+                busy1, total1 = host_busy()
+                busy[name].append((busy1 - busy0) / max(total1 - total0, 1))
                 if name == "one":
                     singles.append(wall)
                 else:
                     fours.append(wall)
                     cpu_per_run.append(cpu / runs)
-            bare1.append(bare(state, env, [one_phone], args.repeat + 1))
-            bare4.append(bare(state, env, all_phones, args.repeat + 1))
+            busy_share(lambda: bare1.append(bare(state, env, [one_phone], args.repeat + 1)),
+                       busy["bare1"])
+            busy_share(lambda: bare4.append(bare(state, env, all_phones, args.repeat + 1)),
+                       busy["bare4"])
         ratio = statistics.median(fours) / statistics.median(singles)
         host = statistics.median(bare4) / statistics.median(bare1)
         print(f"matrix per phone: sd15-512 x (1 warm-up + {args.repeat} repeats), time scale "
@@ -120,6 +152,9 @@ def main() -> None:
         print(f"cpu     harness CPU per measured run (4 phones) = "
               f"{1000 * statistics.median(cpu_per_run):.0f} ms "
               f"({1000 * min(cpu_per_run):.0f}-{1000 * max(cpu_per_run):.0f})")
+        share = {k: f"{100 * statistics.median(v):.0f} %" for k, v in busy.items()}
+        print(f"host    busy share of its {os.cpu_count()} CPUs: bench {share['one']} (1 phone) "
+              f"vs {share['four']} (4 phones); bare {share['bare1']} vs {share['bare4']}")
 
 
 if __name__ == "__main__":

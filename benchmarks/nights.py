@@ -151,8 +151,8 @@ def report(label: str, tally: Tally, args: argparse.Namespace) -> None:
           f"delay in nights (count) {spread}; not flagged by the last night: "
           f"{len(tally.delays) - len(found)}")
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--trials", type=int, default=60)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--nights", type=int, default=30)
@@ -164,13 +164,30 @@ def main() -> None:
     ap.add_argument("--fixed-repeats", action="store_true", help="no adaptive repeats")
     ap.add_argument("--no-controls", action="store_true",
                     help="the plain nightly rule: no confirmation against the phone's others")
-    args = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def noise_of(args: argparse.Namespace) -> speed.NoiseModel:
     base = speed.REALISTIC
-    noise = replace(base, boot_sigma=base.boot_sigma * args.noise_scale,
-                    session_sigma=base.session_sigma * args.noise_scale,
-                    binary_sigma=base.binary_sigma * args.noise_scale,
-                    run_sigma=base.run_sigma * args.noise_scale)
-    params = ChangePointParams()
+    return replace(base, boot_sigma=base.boot_sigma * args.noise_scale,
+                   session_sigma=base.session_sigma * args.noise_scale,
+                   binary_sigma=base.binary_sigma * args.noise_scale,
+                   run_sigma=base.run_sigma * args.noise_scale)
+
+
+def study(args: argparse.Namespace, with_step: bool) -> Tally:
+    """``args.trials`` farms x ``args.nights`` nights: (a) noise only, (b) with a new build."""
+    rng = random.Random(args.seed)
+    tally = Tally()
+    noise, params = noise_of(args), ChangePointParams()
+    for trial in range(args.trials):
+        farm(trial, args, noise, params, rng, with_step, tally)
+    return tally
+
+
+def main() -> None:
+    args = parse_args()
+    noise = noise_of(args)
     print(f"{args.trials} farms x {len(PHONES)} phones x {len(RECIPES)} recipes "
           f"({', '.join(RECIPES)}) x {args.nights} nights x {args.repeats} runs (+ adaptive "
           f"repeats: {'off' if args.fixed_repeats else 'on'}; controls: "
@@ -182,12 +199,9 @@ def main() -> None:
           f"{args.reboot_rate:.0%}/night")
     t0 = time.perf_counter()
     for label, with_step in (("(a) noise only", False), ("(b) a new build", True)):
-        rng = random.Random(args.seed)
-        tally = Tally()
-        for trial in range(args.trials):
-            farm(trial, args, noise, params, rng, with_step, tally)
-        report(label, tally, args)
+        report(label, study(args, with_step), args)
     print(f"time {time.perf_counter() - t0:.1f} s")
+
 
 if __name__ == "__main__":
     main()
