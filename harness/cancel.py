@@ -28,11 +28,14 @@ a no-op, and :func:`sleep` is :func:`time.sleep`.
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 import weakref
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # every command imports this module (harness.run.signals); only the
+    import socket  # adb ones need socket, and a registered socket means it is loaded
 
 
 class Cancelled(KeyboardInterrupt):
@@ -66,6 +69,10 @@ class Scope:
                 return
             self._reason = reason
             sockets = list(self._sockets)
+        if not sockets:
+            return
+        import socket  # loaded already: the sockets are its objects
+
         for sock in sockets:
             with contextlib.suppress(OSError):  # closed already, or never connected
                 sock.shutdown(socket.SHUT_RDWR)

@@ -42,14 +42,14 @@ def test_an_earlier_real_adbutils_install_is_left_alone() -> None:
 
 def test_help_imports_no_command_module_and_no_logging() -> None:
     # ``harness --help`` lists the commands from cli.COMMAND_TABLE: it imports none of the
-    # command modules, nor logging, dataclasses or shutil (issue 12: its start-up is the
-    # interpreter's and click's).
+    # command modules, nor logging, dataclasses, shutil or socket (issue 12: its start-up is
+    # the interpreter's and click's).
     mods = imported_by("import contextlib, io, harness.cli as c\n"
                        "with contextlib.redirect_stdout(io.StringIO()), "
                        "contextlib.suppress(SystemExit):\n"
                        "    c.main(['--help'])")
     assert not {m for m in mods if m.startswith("harness.cli.")}
-    assert not {"logging", "dataclasses", "shutil"} & mods
+    assert not {"logging", "dataclasses", "shutil", "socket"} & mods
 
 
 def test_a_command_imports_only_its_own_module() -> None:
