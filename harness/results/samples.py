@@ -49,4 +49,21 @@ def run_samples(store: Store, run_id: str, step: str | None = None,
     return [SampleRow(r[0], r[1], r[2], r[3]) for r in store.conn.execute(query, args)]
 
 
-__all__ = ["SampleRow", "record_samples", "run_samples"]
+def step_samples(store: Store, run_id: str, step: str,
+                 names: Iterable[str] | None = None) -> dict[str, list[tuple[float, float]]]:
+    """``{name: [(t, value), ...]}`` of one step, in time order (empty: no telemetry)."""
+    wanted = list(names) if names is not None else None
+    sql = "SELECT name, t, value FROM samples WHERE run_id = ? AND step = ?"
+    args: list[object] = [run_id, step]
+    if wanted is not None:
+        if not wanted:
+            return {}
+        sql += f" AND name IN ({', '.join('?' for _ in wanted)})"
+        args += wanted
+    out: dict[str, list[tuple[float, float]]] = {}
+    for name, t, value in store.conn.execute(sql + " ORDER BY t", args):
+        out.setdefault(str(name), []).append((float(t), float(value)))
+    return out
+
+
+__all__ = ["SampleRow", "record_samples", "run_samples", "step_samples"]

@@ -43,7 +43,7 @@ from harness.recipes.script import (
     render_shell,
     step_command,
 )
-from harness.results.step_samples import step_samples
+from harness.results.samples import step_samples
 from harness.results.store import OutputRecord, StepRecord, Store
 from harness.run import oom
 from harness.run.diagnose import (
