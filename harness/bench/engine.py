@@ -69,6 +69,7 @@ from harness.recipes.plan import Plan
 from harness.results import benches
 from harness.results.store import Store
 from harness.run.runner import RunEvents, Runner, RunOptions, RunRequest, build_plan
+from harness.run.telemetry import TelemetryOptions
 
 log = get_logger(__name__)
 
@@ -184,6 +185,7 @@ class Bench:
         self.baseline: dict[Any, Baseline] = {}
         self._sets: dict[str, Any] = {}  # asset sets by name
         self._devices: dict[str, Device] = {}
+        self._current_signs: dict[str, str] = {}  # serial -> the farm file's current_sign
         self._threads: list[threading.Thread] = []
         self._done: list[threading.Event] = []  # each set by its worker as its last act
         self._scopes: list[cancel.Scope] = []  # each worker's, cancelled on an interrupt
@@ -345,6 +347,7 @@ class Bench:
         cells = matrix.cells_of(serial)
         device = self._devices[serial] = matrix.devices[serial].device(farm)
         limits = self._limits(farm, serial)
+        self._current_signs[serial] = farm.config.current_sign(serial)
         lease = Lease(serial, f"harness bench {self.bench_id}", self.request.lease_wait_s,
                       device, False, self.events.warning)
         try:
@@ -431,7 +434,9 @@ class Bench:
         if wait.was_hot:
             benches.add_event(store, self.bench_id, "cool-wait", cell.serial, cell.series,
                               wait.to_dict())
+        sign = self._current_signs.get(cell.serial, "auto")
         options = RunOptions(thermal=limits, offline_wait_s=t.offline_wait_s,
+                             telemetry=TelemetryOptions(current_sign=sign),
                              bench_id=self.bench_id)
         runner = Runner(cell.plan, device, store, self.request.logs_dir,
                         RunEvents(warning=self.events.warning), (), False, options)

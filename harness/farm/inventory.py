@@ -12,6 +12,7 @@ The farm file (YAML, default ``$HARNESS_HOME/farm.yaml``, ``--farm`` to override
     thermal: {battery_c: 35, cpu_c: 38}          # `harness run`'s hot-start limits (°C)
     devices:
       R5CW30ABCDE: {nickname: s24, tags: [nightly], thermal: {cpu_c: 42}}
+      R5CW30FGHIJ: {current_sign: discharge-positive}  # a phone that never leaves its charger
     exclude:
       R5CX1234: cracked screen, thermal sensor reads 0
 
@@ -23,6 +24,12 @@ finds it (``packages/modules/adb/client/commandline.cpp``, ``adb_commandline``):
 ``thermal`` limits: ``harness run`` warns and records a ``hot-start`` verdict when the
 battery or any CPU thermal zone (a zone whose type names ``cpu``) is above its limit before
 a run starts; a phone's own ``thermal`` overrides the farm's key by key.
+
+``current_sign`` (``auto``, ``discharge-negative``, ``discharge-positive``): how the phone's
+``current_now`` reads while the battery discharges, for its telemetry's power and energy.
+``auto`` (the default) learns it from the samples taken while the battery says
+``Discharging``; a phone that stays on its charger has none, and then the kernel ABI's
+negative is assumed unless its entry says otherwise.
 
 Every phone also gets automatic tags from its facts: its SoC (``sm8650``), platform
 (``pineapple``), marketed RAM (``ram16``), Android (``android14``) and ``sim`` for virtual
@@ -49,7 +56,7 @@ from harness.errors import ConfigError, HarnessError, UsageError
 from harness.farm.lease import holder_of
 from harness.home import harness_home, sim_dir
 from harness.logs import get_logger
-from harness.yamlpos import PosDict, check_keys, load_yaml, pos_of, suggest
+from harness.yamlpos import PosDict, check_keys, load_yaml, pos_of, quote, suggest
 
 log = get_logger(__name__)
 
@@ -79,11 +86,18 @@ class ThermalLimits:
     cpu_c: float = CPU_HOT_C
 
 
+# How a phone's battery current_now reads while it discharges (harness.run.telemetry): auto
+# learns it from the samples taken while the battery says Discharging; a phone that never
+# leaves its charger has none, so its farm entry can say.
+CURRENT_SIGNS = ("auto", "discharge-negative", "discharge-positive")
+
+
 @dataclass(frozen=True)
 class DeviceSpec:
     nickname: str | None = None
     tags: tuple[str, ...] = ()
     thermal: dict[str, float] = field(default_factory=dict)  # overrides of the farm's limits
+    current_sign: str = "auto"  # one of CURRENT_SIGNS
 
 
 def local_server_spec(env: Mapping[str, str] | None = None) -> ServerSpec:
@@ -126,6 +140,11 @@ class FarmConfig:
         """The farm's limits with the phone's own overrides applied."""
         spec = self.devices.get(serial)
         return replace(self.thermal, **spec.thermal) if spec and spec.thermal else self.thermal
+
+    def current_sign(self, serial: str) -> str:
+        """How the phone's battery current reads while discharging (``auto``: learnt)."""
+        spec = self.devices.get(serial)
+        return spec.current_sign if spec else "auto"
 
 
 @dataclass
@@ -270,7 +289,11 @@ def _device_spec(name: str, parent: Any, serial: Any, spec: Any) -> DeviceSpec:
     if not isinstance(spec, PosDict):
         raise ConfigError(f"{pos_of(parent, serial)}: device {serial} must be a "
                           "mapping (nickname, tags)")
-    check_keys(spec, ("nickname", "tags", "thermal"), f"device {serial}")
+    check_keys(spec, ("nickname", "tags", "thermal", "current_sign"), f"device {serial}")
+    sign = spec.get("current_sign", "auto")
+    if sign not in CURRENT_SIGNS:
+        raise ConfigError(f"{pos_of(spec, 'current_sign')}: current_sign must be one of "
+                          f"{', '.join(CURRENT_SIGNS)}, not {quote(sign)}")
     tags = spec.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str | int) for t in tags):
         raise ConfigError(f"{pos_of(spec, 'tags')}: tags must be a list of words")
@@ -282,7 +305,7 @@ def _device_spec(name: str, parent: Any, serial: Any, spec: Any) -> DeviceSpec:
     if nickname is not None and not isinstance(nickname, str | int):
         raise ConfigError(f"{pos_of(spec, 'nickname')}: nickname must be a string")
     return DeviceSpec(str(nickname) if nickname is not None else None,
-                      tuple(str(t).lower() for t in tags), _thermal(spec, "thermal"))
+                      tuple(str(t).lower() for t in tags), _thermal(spec, "thermal"), sign)
 
 
 def parse_tags(expr: str) -> list[list[tuple[bool, str]]]:

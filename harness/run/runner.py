@@ -593,9 +593,10 @@ class RunRequest:
     telemetry_interval_s: float | None = None  # None: the recipe's telemetry_interval_s
 
 
-def telemetry_options(request: RunRequest, plan: Plan) -> TelemetryOptions:
+def telemetry_options(request: RunRequest, plan: Plan,
+                      current_sign: str = "auto") -> TelemetryOptions:
     """The command line's choice, else the recipe's parameters ``telemetry`` (bool) and
-    ``telemetry_interval_s``, else on every 0.1 s."""
+    ``telemetry_interval_s``, else on every 0.1 s; ``current_sign`` from the farm file."""
     enabled = request.telemetry
     if enabled is None:
         enabled = plan.params.get("telemetry") is not False
@@ -603,7 +604,8 @@ def telemetry_options(request: RunRequest, plan: Plan) -> TelemetryOptions:
     if interval is None:
         value = plan.params.get("telemetry_interval_s")
         interval = float(value) if isinstance(value, int | float) and value > 0 else None
-    return TelemetryOptions(enabled, interval or TelemetryOptions.interval_s)
+    return TelemetryOptions(enabled, interval or TelemetryOptions.interval_s,
+                            current_sign=current_sign)
 
 
 def build_plan(request: RunRequest) -> Plan:
@@ -690,9 +692,11 @@ def run_plan(plan: Plan, request: RunRequest, events: RunEvents | None = None) -
         sets = [available[name] for name in plan.asset_sets]
         ensure_demo_assets(e.src for s in sets for e in s.entries)
     events = events or RunEvents()
-    options = RunOptions(load_farm(request.farm_path).thermal_limits(device.serial),
+    farm = load_farm(request.farm_path)
+    options = RunOptions(farm.thermal_limits(device.serial),
                          request.wait_cool_s, request.offline_wait_s, forced,
-                         _fitting(request.farm_path), telemetry_options(request, plan))
+                         _fitting(request.farm_path),
+                         telemetry_options(request, plan, farm.current_sign(device.serial)))
     with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s, device,
                request.keep_orphans, events.warning), \
             Store.open(request.db_path) as store:

@@ -53,6 +53,7 @@ from harness.device.device import Device
 from harness.device.errors import DeviceError
 from harness.device.stream import ShellStream
 from harness.errors import UsageError
+from harness.farm.inventory import CURRENT_SIGNS
 from harness.logs import get_logger
 from harness.results.samples import record_samples, run_samples
 from harness.results.store import Store
@@ -68,7 +69,6 @@ SAMPLER_MAX_S = 86400  # the sampler's own life limit, whatever happens to harne
 STOP_WAIT_S = 2.0  # how long a stop waits for the sampler's last line before closing
 RESTART_POLL_S = 0.5  # how often a lost sampler's phone is tried again
 MA_BELOW = 30_000  # median |current_now| under this is mA, not µA
-SIGNS = ("auto", "discharge-negative", "discharge-positive")
 CSV_NAME = "samples.csv"
 
 
@@ -87,8 +87,8 @@ class TelemetryOptions:
                              f"{self.interval_s:g}")
         if self.slow_every < 1:
             raise UsageError("telemetry slow_every must be at least 1")
-        if self.current_sign not in SIGNS:
-            raise UsageError(f"current sign must be one of {', '.join(SIGNS)}")
+        if self.current_sign not in CURRENT_SIGNS:
+            raise UsageError(f"current sign must be one of {', '.join(CURRENT_SIGNS)}")
 
 
 # ---- the sampler's lines -------------------------------------------------------------------

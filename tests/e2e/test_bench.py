@@ -46,9 +46,14 @@ TWO_SD15 = """\
 """
 
 
-def farm_file(tmp_path: Path, sim_farm: SimFarm, tags: dict[str, str]) -> Path:
+def farm_file(tmp_path: Path, sim_farm: SimFarm, tags: dict[str, str],
+              extra: dict[str, str] | None = None) -> Path:
+    """A farm file tagging the phones; ``extra``: more keys of a phone's entry (YAML)."""
     path = tmp_path / "farm.yaml"
-    devices = ", ".join(f"'{serial}': {{tags: [{tag}]}}" for serial, tag in tags.items())
+    more = extra or {}
+    devices = ", ".join(f"'{serial}': {{tags: [{tag}]"
+                        f"{', ' + more[serial] if serial in more else ''}}}"
+                        for serial, tag in tags.items())
     path.write_text(f"servers: [{{name: virtual, port: {sim_farm.state.adb_port}}}]\n"
                     f"sim: false\ndevices: {{{devices}}}\n")
     return path
@@ -90,13 +95,13 @@ def run_set(db: Path) -> set[tuple[Any, ...]]:
 def test_three_phones_two_recipes_an_oom_and_shards_merged(tmp_path: Path,
                                                            sim_farm: SimFarm) -> None:
     serials = {sim_farm.phone(p).adb_serial: "bench3" for p in THREE}
-    farm = farm_file(tmp_path, sim_farm, serials)
+    big, mid, small = (sim_farm.phone(p).adb_serial for p in THREE)
+    farm = farm_file(tmp_path, sim_farm, serials, {small: "current_sign: discharge-positive"})
     oom = "  - recipe: sdxl-1024-single\n    repeat: 1\n"
     config = config_file(tmp_path, "nightly", "bench3", TWO_SD15 + oom, repeat=2)
     code, report, err = bench(tmp_path, farm, config, "all.sqlite")
     assert code == 5, err  # a failed run (the OOM), no regression (no baseline)
     assert report["status"] == "failed" and report["failed_runs"] == 1
-    big, mid, small = (sim_farm.phone(p).adb_serial for p in THREE)
     rejected = {(r["serial"], r["series"]): r["reason"] for r in report["rejected"]}
     other = sim_farm.phone("sm8650-24g").adb_serial  # on the farm, not tagged for this bench
     assert rejected.pop((other, "sd15-512")) == "not selected by tag:bench3"
@@ -136,6 +141,15 @@ def test_three_phones_two_recipes_an_oom_and_shards_merged(tmp_path: Path,
         "summary"]["median"]
     synced = rows(db, "SELECT serial FROM bench_events WHERE kind = 'synced'")
     assert sorted(s for (s,) in synced) == sorted((big, mid, small))  # once per phone
+    # the farm file's current_sign reaches that phone's telemetry, and only that phone's
+    notes: dict[str, list[str]] = {}
+    for serial, run_dir in rows(db, "SELECT serial, run_dir FROM runs WHERE bench_id = ? "
+                                    "AND status = 'ok'", report["bench_id"]):
+        for log in (tmp_path / run_dir).glob("*.telemetry.log"):
+            notes.setdefault(serial, []).extend(
+                line for line in log.read_text().splitlines() if "telemetry: current" in line)
+    assert notes.get(small) and all("(set)" in n for n in notes[small]), notes
+    assert not any("(set)" in n for s, found in notes.items() if s != small for n in found)
 
     # The same matrix as two shards (two hosts of a CI matrix), merged: the same results.
     env = {**os.environ}

@@ -101,6 +101,38 @@ def test_sdxl_telemetry_follows_the_footprint_and_power(tmp_path: Path, sim_farm
     assert samplers(device) == []
 
 
+def test_the_farm_files_current_sign_decides(tmp_path: Path, sim_farm: SimFarm) -> None:
+    # sm8650-16g's gauge reads discharge negative; a farm entry that says positive (as for a
+    # phone that never leaves its charger, where nothing can tell) is taken at its word, so
+    # the draw under load comes out negative here: the setting, not the samples, decided.
+    serial = sim_farm.phone("sm8650-16g").adb_serial
+    db = tmp_path / "results.sqlite"
+    powers = {}
+    for sign in ("auto", "discharge-positive"):
+        farm = tmp_path / f"farm-{sign}.yaml"
+        farm.write_text(f"servers: [{{name: virtual, port: {sim_farm.state.adb_port}}}]\n"
+                        "sim: false\nthermal: {battery_c: 90, cpu_c: 110}\n"
+                        f"devices: {{'{serial}': {{current_sign: {sign}}}}}\n")
+        result = harness("run", "sd15-512", "-d", serial, "--farm", str(farm), "--db", str(db),
+                         "--json", "--logs-dir", str(tmp_path / sign), "--telemetry-interval",
+                         "0.05", "--set", f"pipeline.env.HARNESS_SIM_TIME_SCALE={SCALE}",
+                         cwd=tmp_path)
+        summary = json.loads(result.stdout)
+        assert result.returncode == 0, summary["diagnosis"]
+        note = (tmp_path / summary["run_dir"] / "00-pipeline.telemetry.log").read_text()
+        with Store.open(db) as store:
+            power = [r.value for r in run_samples(store, summary["run_id"], "pipeline",
+                                                  "power_w")]
+        # the strongest draw is the UNet loop's (9 W against the USB port's 2.5 W): a
+        # discharge whatever else the run's few samples caught (a mean can be near 0)
+        powers[sign] = max(power, key=abs)
+        if sign == "auto":
+            assert "discharge reads negative (seen while Discharging)" in note, note
+        else:
+            assert "sign discharge-positive (set)" in note, note
+    assert powers["auto"] > 0 > powers["discharge-positive"]
+
+
 def test_interrupted_step_keeps_its_samples_and_leaves_nothing(
         tmp_path: Path, sim_farm: SimFarm, farm_file: Path) -> None:
     serial = sim_farm.phone("sm8650-24g").adb_serial

@@ -191,6 +191,20 @@ devices:
         load_farm(write(tmp_path, "thermal: {cpu_c: hot}\n"))
 
 
+def test_current_sign_per_phone(tmp_path: Path) -> None:
+    cfg = load_farm(write(tmp_path, """
+devices:
+  ONCHARGER: {current_sign: discharge-positive}
+  PLAIN: {nickname: p}
+"""))
+    assert cfg.current_sign("ONCHARGER") == "discharge-positive"
+    assert cfg.current_sign("PLAIN") == "auto"
+    assert cfg.current_sign("UNLISTED") == "auto"
+    with pytest.raises(ConfigError, match=r"farm.yaml:2: current_sign must be one of auto, "
+                                          r"discharge-negative, discharge-positive, not 'up'"):
+        load_farm(write(tmp_path, "devices:\n  X: {current_sign: up}\n"))
+
+
 def test_discover_names_every_unreachable_server() -> None:
     from harness.device.adb import free_port
 

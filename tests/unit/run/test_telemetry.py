@@ -212,6 +212,19 @@ def test_run_option_beats_the_recipe_parameter() -> None:
     assert telemetry_options(RunRequest("sd15-512"), quiet) == TelemetryOptions(False, 0.5)
     request = RunRequest("sd15-512", telemetry=True, telemetry_interval_s=0.02)
     assert telemetry_options(request, quiet) == TelemetryOptions(True, 0.02)
+    # the farm file's current_sign for the phone reaches the options
+    assert telemetry_options(request, quiet, "discharge-positive") == \
+        TelemetryOptions(True, 0.02, current_sign="discharge-positive")
+
+
+def test_a_set_sign_wins_over_what_the_samples_say() -> None:
+    # A phone on its charger has no Discharging sample: the farm file's current_sign decides.
+    charging = [raw(2000, "Charging"), raw(2100, "Charging")]
+    assert current_convention(charging).discharge_sign == -1  # the kernel ABI, assumed
+    conv = current_convention(charging, "discharge-positive")
+    assert conv.discharge_sign == 1 and "(set)" in conv.how
+    discharging = [raw(-2000), raw(-2100)]
+    assert current_convention(discharging, "discharge-positive").discharge_sign == 1
 
 
 def test_sampler_restarts_after_a_lost_connection() -> None:
