@@ -26,6 +26,9 @@ from tests.simfarm import SimFarm, phone_runs
 pytestmark = pytest.mark.e2e
 
 SCALE = 0.03  # the binaries' own time scale: a UNet step of ~4 s, a few dozen samples
+# The sign test's SD1.5 loop: ~1 s of load, so the phone's battery files (rewritten 4 times a
+# second) show the draw in several samples even on a busy host.
+SIGN_SCALE = 0.1
 SAMPLER_MARK = "harness[-]sampler"  # [-]: grep's own command line does not match
 
 
@@ -115,7 +118,7 @@ def test_the_farm_files_current_sign_decides(tmp_path: Path, sim_farm: SimFarm) 
                         f"devices: {{'{serial}': {{current_sign: {sign}}}}}\n")
         result = harness("run", "sd15-512", "-d", serial, "--farm", str(farm), "--db", str(db),
                          "--json", "--logs-dir", str(tmp_path / sign), "--telemetry-interval",
-                         "0.05", "--set", f"pipeline.env.HARNESS_SIM_TIME_SCALE={SCALE}",
+                         "0.05", "--set", f"pipeline.env.HARNESS_SIM_TIME_SCALE={SIGN_SCALE}",
                          cwd=tmp_path)
         summary = json.loads(result.stdout)
         assert result.returncode == 0, summary["diagnosis"]
@@ -126,8 +129,8 @@ def test_the_farm_files_current_sign_decides(tmp_path: Path, sim_farm: SimFarm) 
         # the strongest draw is the UNet loop's (9 W against the USB port's 2.5 W): a
         # discharge whatever else the run's few samples caught (a mean can be near 0)
         powers[sign] = max(power, key=abs)
-        if sign == "auto":
-            assert "discharge reads negative (seen while Discharging)" in note, note
+        if sign == "auto":  # learnt from Discharging samples, or the kernel ABI's assumed
+            assert "(set)" not in note and "negative" in note, note
         else:
             assert "sign discharge-positive (set)" in note, note
     assert powers["auto"] > 0 > powers["discharge-positive"]
