@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from harness.bench.config import BenchConfig, BenchRecipe, Thresholds
 from harness.bench.engine import Bench, BenchRequest
@@ -42,6 +43,7 @@ from harness.device.adb import adb_binary
 from harness.sim.farm import FarmState, private_farm
 
 PHONES = 4
+T = TypeVar("T")
 SD15_STEP = ("CLML_NO_REUSE_TNN=1 /data/local/tmp/sd15_pipeline_run "
              "/data/local/tmp/sd15_clml/sd15_clml_weights 20")
 
@@ -54,12 +56,13 @@ def host_busy() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-def busy_share(fn: Callable[[], object], shares: list[float]) -> None:
-    """Run ``fn``; append the host's busy share of all CPUs while it ran."""
+def busy_share(fn: Callable[[], T], shares: list[float]) -> T:
+    """``fn()``; append the host's busy share of all CPUs while it ran to ``shares``."""
     busy0, total0 = host_busy()
-    fn()
+    result = fn()
     busy1, total1 = host_busy()
     shares.append((busy1 - busy0) / max(total1 - total0, 1))
+    return result
 
 
 def bare(state: FarmState, env: dict[str, str], serials: Sequence[str], runs: int) -> float:
@@ -123,19 +126,18 @@ def main() -> None:
         for i in range(args.rounds):
             order = [("one", one_phone), ("four", "tag:bench")]
             for name, selector in order if i % 2 == 0 else order[::-1]:
-                busy0, total0 = host_busy()
-                wall, cpu, runs = one_bench(selector, args.repeat, farm_file, db, logs)
-                busy1, total1 = host_busy()
-                busy[name].append((busy1 - busy0) / max(total1 - total0, 1))
+                wall, cpu, runs = busy_share(
+                    lambda s=selector: one_bench(s, args.repeat, farm_file, db, logs),
+                    busy[name])
                 if name == "one":
                     singles.append(wall)
                 else:
                     fours.append(wall)
                     cpu_per_run.append(cpu / runs)
-            busy_share(lambda: bare1.append(bare(state, env, [one_phone], args.repeat + 1)),
-                       busy["bare1"])
-            busy_share(lambda: bare4.append(bare(state, env, all_phones, args.repeat + 1)),
-                       busy["bare4"])
+            bare1.append(busy_share(lambda: bare(state, env, [one_phone], args.repeat + 1),
+                                    busy["bare1"]))
+            bare4.append(busy_share(lambda: bare(state, env, all_phones, args.repeat + 1),
+                                    busy["bare4"]))
         ratio = statistics.median(fours) / statistics.median(singles)
         host = statistics.median(bare4) / statistics.median(bare1)
         print(f"matrix per phone: sd15-512 x (1 warm-up + {args.repeat} repeats), time scale "
