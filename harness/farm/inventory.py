@@ -43,12 +43,14 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness import cancel
 from harness.device.device import AdbEndpoint, Device
 from harness.device.errors import DeviceError
 from harness.device.facts import DeviceFacts, Requirements
@@ -332,6 +334,13 @@ def match_tags(expr: str, tags: set[str]) -> bool:
                for terms in parse_tags(expr))
 
 
+def _check_selector(selector: str) -> None:
+    if not selector.strip():
+        raise UsageError("empty --device")
+    if selector.startswith("tag:"):
+        parse_tags(selector[4:])  # a malformed expression
+
+
 class Farm:
     """The phones of all servers in a farm file, discovered on demand."""
 
@@ -399,15 +408,36 @@ class Farm:
         """
         if requirements is not None:
             facts = True
-        if not selector.strip():
-            raise UsageError("empty --device")
-        if selector.startswith("tag:"):
-            parse_tags(selector[4:])  # refuse a malformed expression before any discovery
+        _check_selector(selector)
+        pool = list(devices) if devices is not None else self.gather(selector, facts)
+        named = self._named(selector, pool)
+        need_facts = facts or selector.startswith("tag:")
+        chosen: list[FarmDevice] = []
+        rejected: list[tuple[FarmDevice, str]] = []
+        for item in named:
+            why = self._rejection(item, requirements, need_facts)
+            if why:
+                rejected.append((item, why))
+            else:
+                chosen.append(item)
+        return Selection(selector, chosen, rejected)
+
+    def gather(self, selector: str, facts: bool = True) -> list[FarmDevice]:
+        """What :meth:`select` reads from the farm for ``selector``: every phone's adb state
+        and the facts that ``facts`` and the selector need. A caller with other work to do
+        meanwhile reads this ahead (see :class:`Ahead`) and passes it as ``devices``."""
+        _check_selector(selector)  # before any discovery
         # A serial or nickname needs the facts of the phone it names only (issue 12: four
         # concurrent runs read sixteen phones' facts); sim and tag: need every phone's.
-        pool = list(devices) if devices is not None else self.discover(with_facts=False)
-        if devices is None and ((facts and selector == "sim") or selector.startswith("tag:")):
+        pool = self.discover(with_facts=False)
+        if (facts and selector == "sim") or selector.startswith("tag:"):
             self._fill_facts([d for d in pool if d.state == "device" and not d.excluded])
+        elif facts:
+            self._fill_facts([d for d in self._named(selector, pool)
+                              if d.state == "device" and not d.excluded])
+        return pool
+
+    def _named(self, selector: str, pool: list[FarmDevice]) -> list[FarmDevice]:
         if selector == "sim":
             pool = [d for d in pool if d.server.name == SIM_SERVER_NAME]
             named = pool
@@ -427,18 +457,7 @@ class Farm:
                                   f"({len(pool)} phone(s) seen)"
                                   f"{suggest(selector, known)}",
                                   hint="`harness devices` lists the phones")
-            if devices is None and facts:
-                self._fill_facts([d for d in named if d.state == "device" and not d.excluded])
-        need_facts = facts or selector.startswith("tag:")
-        chosen: list[FarmDevice] = []
-        rejected: list[tuple[FarmDevice, str]] = []
-        for item in named:
-            why = self._rejection(item, requirements, need_facts)
-            if why:
-                rejected.append((item, why))
-            else:
-                chosen.append(item)
-        return Selection(selector, chosen, rejected)
+        return named
 
     def _rejection(self, item: FarmDevice, requirements: Requirements | None,
                    need_facts: bool = True) -> str:
@@ -516,20 +535,62 @@ def ensure_sim() -> None:
         sim.restart_adb()
 
 
+class Ahead:
+    """:func:`resolve`'s reads of the farm (the farm file, every server's phones, the named
+    phone's facts) started now in a thread, for a caller with other work meanwhile: ``harness
+    run`` renders its recipe (~60 ms of CPU) while the phone answers the facts read (one
+    round trip, ~90 ms on a virtual phone, mostly waiting). Only for a selector that starts
+    nothing (not ``sim``); a daemon thread: it only reads, so an error or Ctrl-C meanwhile
+    leaves it behind harmlessly."""
+
+    def __init__(self, selector: str, farm_path: Path | None = None) -> None:
+        self.selector, self.farm_path = selector, farm_path
+        self._done = threading.Event()
+        self._found: tuple[Farm, list[FarmDevice]] | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._read, name="resolve-ahead", daemon=True).start()
+
+    @staticmethod
+    def fits(selector: str) -> bool:
+        return selector not in ("sim", "auto")
+
+    def _read(self) -> None:
+        try:
+            farm = Farm(load_farm(self.farm_path))
+            self._found = farm, farm.gather(self.selector)
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> tuple[Farm, list[FarmDevice]]:
+        while not self._done.wait(0.05):
+            cancel.check()
+        if self._error is not None:
+            raise self._error
+        assert self._found is not None
+        return self._found
+
+
 def resolve(selector: str, farm_path: Path | None = None,
             requirements: Requirements | None = None, many: bool = False,
-            facts: bool = True) -> list[Device]:
+            facts: bool = True, ahead: Ahead | None = None) -> list[Device]:
     """Turn ``--device`` into Devices: one (the first eligible) or, with ``many``, all.
 
     ``sim`` starts the virtual farm when it is not running. ``facts=False``: the command
     needs no device facts, so none are read unless ``tag:`` needs them (see ``select``).
+    ``ahead``: the same reads, started earlier for this selector and farm file.
     """
-    config = load_farm(farm_path)
-    if selector == "sim":
-        ensure_sim()
-        config = replace(config, include_sim=True)
-    farm = Farm(config)
-    chosen = farm.select(selector, requirements, facts=facts).require_one()
+    if ahead is not None and (ahead.selector, ahead.farm_path) == (selector, farm_path):
+        farm, pool = ahead.result()
+        chosen = farm.select(selector, requirements, devices=pool).require_one()
+    else:
+        config = load_farm(farm_path)
+        if selector == "sim":
+            ensure_sim()
+            config = replace(config, include_sim=True)
+        farm = Farm(config)
+        chosen = farm.select(selector, requirements, facts=facts).require_one()
     if not many:  # prefer a phone no other harness job holds
         chosen = sorted(chosen, key=lambda d: holder_of(d.serial) is not None)[:1]
     items = chosen
@@ -543,6 +604,9 @@ def ensure_demo_assets(sources: Iterable[Path]) -> None:
     """
     demo = sim_dir() / "demo_assets"  # the tree harness.sim.assets builds
     if any(Path(src).is_relative_to(demo) for src in sources):
-        from harness.sim.assets import demo_assets_dir as build_demo_tree  # numpy: when needed
+        from harness.sim.demostamp import is_current
 
-        build_demo_tree()
+        if not is_current(demo):  # else skip harness.sim.assets: numpy, ~60 ms
+            from harness.sim.assets import demo_assets_dir as build_demo_tree
+
+            build_demo_tree()

@@ -30,7 +30,7 @@ from harness.device.devshell import quote
 from harness.device.errors import DeviceError
 from harness.device.facts import DeviceFacts
 from harness.errors import HarnessError, UsageError
-from harness.farm.inventory import ThermalLimits
+from harness.farm.inventory import Ahead, ThermalLimits
 from harness.home import safe_name
 from harness.logs import get_logger
 from harness.recipes.lint import ERROR, SDXL_1024_MIN_RAM_GB, SDXL_1024_SIDE_PX, Finding, lint
@@ -191,6 +191,7 @@ class Runner:
         self.findings: list[Finding] = lint(plan)
         self.run_dir = run_folder(logs_dir, plan.recipe, device.serial)
         self._current: BackgroundRun | None = None
+        self._warmed = False  # the output converters' imports begun (warm_output_imports)
         self._interrupted: StepSummary | None = None  # the step a Ctrl-C/SIGTERM cut short
         self._facts: DeviceFacts | None = None
         self._line_times: list[tuple[float | None, str]] = []  # the step's lines, seconds in
@@ -331,6 +332,10 @@ class Runner:
             summary = StepSummary(step.name, None, 0.0, {}, self._missing_diagnosis(missing))
             self._store_step(run_id, index, step, summary, "", "", None)
             return summary
+        if not self._warmed and any(s.outputs for s in self.plan.steps):
+            # The step runs on the phone now: the host has CPU to spare for these imports.
+            self._warmed = True
+            warm_output_imports()
         lmkd_before = set(lines.splitlines())
         self._before, self._line_times = oom.parse_probe(lines), []
         self._phase(f"step {step.name}: {step.binary}")
@@ -540,7 +545,7 @@ class Runner:
 
     def _collect_outputs(self, run_id: str, step: PlanStep, summary: StepSummary,
                          verdicts: list[str]) -> None:
-        # numpy and PIL: imported in the background since the run began (warm_output_imports)
+        # numpy and PIL: imported in the background since the first step began (warm_output_imports)
         from harness.run.blocks import find_output_blocks, write_overlay
         from harness.run.images import convert_qfp32, read_qfp32
 
@@ -617,12 +622,14 @@ def build_plan(request: RunRequest) -> Plan:
     return apply_overrides(plan, overrides)
 
 
-def pick_device(request: RunRequest, plan: Plan) -> Device:
-    """``auto``: a real phone that qualifies if one is attached, else a virtual one."""
+def pick_device(request: RunRequest, plan: Plan, ahead: Ahead | None = None) -> Device:
+    """``auto``: a real phone that qualifies if one is attached, else a virtual one.
+    ``ahead``: the farm reads for ``request.selector``, started earlier."""
     from harness.farm.inventory import SIM_SERVER_NAME, Farm, load_farm, resolve
 
     if request.selector != "auto":
-        return resolve(request.selector, request.farm_path, plan.requirements)[0]
+        return resolve(request.selector, request.farm_path, plan.requirements,
+                       ahead=ahead)[0]
     farm = Farm(load_farm(request.farm_path))
     real = [d for d in farm.discover() if d.server.name != SIM_SERVER_NAME]
     for item in real:
@@ -661,31 +668,34 @@ def _import_output_converters() -> None:
 
 
 def warm_output_imports() -> threading.Thread:
-    """Import the output converters (numpy, PIL: ~0.2 s of start-up) in a background thread,
-    so that a run does not wait for them before its first round trip; its outputs, steps
-    later, find them imported. Not a daemon: an early exit waits for the import to finish
-    rather than tear an extension module's initialisation down."""
+    """Import the output converters (numpy, PIL: ~0.1 s of CPU) in a background thread
+    while the first step runs on the phone, so that its outputs find them imported. Not a
+    daemon: an early exit waits for the import to finish rather than tear an extension
+    module's initialisation down."""
     thread = threading.Thread(target=_import_output_converters, name="warm-imports")
     thread.start()
     return thread
 
 
 def run_recipe(request: RunRequest, events: RunEvents | None = None) -> RunSummary:
-    return run_plan(build_plan(request), request, events)
+    """Render the recipe and run it. The phone is looked up meanwhile (:class:`Ahead`): the
+    recipe's errors still come first, and the lookup's after them."""
+    ahead = Ahead(request.selector, request.farm_path) if Ahead.fits(request.selector) \
+        else None
+    return run_plan(build_plan(request), request, events, ahead)
 
 
-def run_plan(plan: Plan, request: RunRequest, events: RunEvents | None = None) -> RunSummary:
+def run_plan(plan: Plan, request: RunRequest, events: RunEvents | None = None,
+             ahead: Ahead | None = None) -> RunSummary:
     """Run an already rendered ``plan`` as ``harness run`` does (``request.recipe``,
     ``values`` and ``set_pairs`` are not used: the plan says everything); repro's sweeps,
-    bisection probes and replays come through here."""
+    bisection probes and replays come through here. ``ahead``: see :func:`pick_device`."""
     from harness.assets.sets import load_asset_sets
     from harness.farm.inventory import ensure_demo_assets, load_farm
     from harness.farm.lease import Lease
 
     forced = check_lint(plan, request.force)
-    if any(step.outputs for step in plan.steps):
-        warm_output_imports()
-    device = pick_device(request, plan)
+    device = pick_device(request, plan, ahead)
     sets = []
     if request.sync:
         available = load_asset_sets(request.recipes_dirs)

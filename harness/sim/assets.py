@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from harness.clip import CLIP_CONTEXT_TOKENS, CLIP_END_TOKEN, CLIP_START_TOKEN
 from harness.home import harness_home
+from harness.sim import demostamp
 from harness.sim.devtools import elf_standin
 
 BINARIES = ("sd15_pipeline_run", "sdxl_pipeline_run", "sdxl_vae_decoder_run")
@@ -211,15 +212,20 @@ def demo_files() -> dict[str, tuple[bytes, int]]:
 
 
 def build_demo_assets(dest: Path) -> Path:
-    """Write (or refresh, idempotently) the demo tree into ``dest``; return ``dest``."""
-    for rel, (data, mode) in demo_files().items():
+    """Write (or refresh, idempotently) the demo tree into ``dest``; return ``dest``. A stamp
+    beside it (:mod:`harness.sim.demostamp`) lets the next caller skip this when nothing
+    changed."""
+    files = demo_files()
+    for rel, (data, mode) in files.items():
         put_file(dest / rel, data, mode)
+    demostamp.write_stamp(dest, files)
     return dest
 
 
 def demo_assets_dir() -> Path:
     """``$HARNESS_HOME/sim/demo_assets``, built (or refreshed) on demand."""
-    return build_demo_assets(harness_home() / "sim" / "demo_assets")
+    dest = harness_home() / "sim" / "demo_assets"
+    return dest if demostamp.is_current(dest) else build_demo_assets(dest)
 
 
 # ---- what the binaries check --------------------------------------------------------------
