@@ -43,6 +43,7 @@ log = get_logger(__name__)
 SHELL_V2_HEADER_BYTES = 5
 RECOVER_TIMEOUT_S = 30.0  # how long to wait for a vanished phone or server to come back
 CONNECT_TIMEOUT_S = 10.0
+PRIMED_TEMPS_MAX_S = 2.0  # how old temperatures read by another command may be (prime_temps)
 FG_PID_DIR = "/data/local/tmp/.harness/fg"
 
 OutputCallback = Callable[[str, str], None]  # (stream name "stdout"|"stderr", line)
@@ -127,6 +128,10 @@ class Device:
     # The last full facts read (monotonic time it began, facts): what device selection read,
     # so that the same command's run can take its identity instead of reading it again.
     _facts_read: tuple[float, DeviceFacts] | None = field(default=None, init=False,
+                                                          repr=False, compare=False)
+    # Temperatures read by another command's round trip just now (prime_temps): the next
+    # temps() takes them once instead of asking the phone again.
+    _temps_read: tuple[float, DeviceFacts] | None = field(default=None, init=False,
                                                           repr=False, compare=False)
 
     # ---- connection --------------------------------------------------------------------
@@ -316,8 +321,22 @@ class Device:
         cheaper on the phone than :meth:`facts` (no getprop, meminfo, df, cpufreq)."""
         from harness.device.facts import TEMPS_COMMAND, parse_facts
 
+        primed, self._temps_read = self._temps_read, None
+        if primed is not None and time.monotonic() - primed[0] < PRIMED_TEMPS_MAX_S:
+            return primed[1]
         result = self.run(TEMPS_COMMAND, timeout=60)
         return parse_facts(self.serial, result.out)
+
+    def prime_temps(self, text: str, read_at: float) -> bool:
+        """Keep what ``facts.TEMPS_COMMAND`` printed inside another command (begun at
+        ``read_at``) for the next :meth:`temps` within :data:`PRIMED_TEMPS_MAX_S`. An
+        output cut short (no end section) is not kept; returns whether it was."""
+        from harness.device.facts import SECTION, parse_facts
+
+        if f"{SECTION}end" not in text:
+            return False
+        self._temps_read = (read_at, parse_facts(self.serial, text))
+        return True
 
     def push_bytes(self, data: bytes, path: str, mode: int = 0o644) -> None:
         """Write ``data`` to ``path`` on the phone (sync service)."""

@@ -28,7 +28,7 @@ from harness.device.background import BackgroundRun, RunOutcome
 from harness.device.device import Device
 from harness.device.devshell import quote
 from harness.device.errors import DeviceError
-from harness.device.facts import DeviceFacts
+from harness.device.facts import TEMPS_COMMAND, DeviceFacts
 from harness.errors import HarnessError, UsageError
 from harness.farm.inventory import Ahead, ThermalLimits
 from harness.home import safe_name
@@ -707,8 +707,11 @@ def run_plan(plan: Plan, request: RunRequest, events: RunEvents | None = None,
                          request.wait_cool_s, request.offline_wait_s, forced,
                          _fitting(request.farm_path),
                          telemetry_options(request, plan, farm.current_sign(device.serial)))
+    asked = time.monotonic()
+    # The start's temperatures come in the lease's round trip (one fewer before the step).
     with Lease(device.serial, f"harness run {plan.recipe}", request.lease_wait_s, device,
-               request.keep_orphans, events.warning), \
+               request.keep_orphans, events.warning, also=TEMPS_COMMAND) as lease, \
             Store.open(request.db_path) as store:
+        device.prime_temps(lease.also_out, asked)
         return Runner(plan, device, store, request.logs_dir, events, sets,
                       request.verify, options).run()

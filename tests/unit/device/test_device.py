@@ -117,3 +117,31 @@ def test_a_connection_closed_before_the_exit_status_is_a_disconnect() -> None:
     phone = V2Phone(lambda line: [(1, b"partial")])
     with pytest.raises(DeviceDisconnected, match="outcome is unknown"):
         phone.run("long-job")
+
+
+TEMPS_OUT = ("@@harness:battery\nCurrent Battery Service state:\n  level: 80\n"
+             "  temperature: 301\n@@harness:sysfs\n"
+             "/sys/class/thermal/thermal_zone0/type:cpu-0-0\n"
+             "/sys/class/thermal/thermal_zone0/temp:41000\n@@harness:end\n")
+
+
+def test_temperatures_primed_by_another_round_trip_are_taken_once_while_fresh(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    def script(line: str) -> Packets:
+        asked.append(line)
+        return [(1, TEMPS_OUT.replace("301", "355").encode()), (3, b"\0")]
+
+    phone = V2Phone(script)
+    clock = [100.0]
+    monkeypatch.setattr("harness.device.device.time.monotonic", lambda: clock[0])
+    assert phone.prime_temps(TEMPS_OUT, read_at=99.5)
+    first = phone.temps()
+    assert first.battery_temp_c == pytest.approx(30.1) and not asked  # no round trip
+    assert phone.temps().battery_temp_c == pytest.approx(35.5) and len(asked) == 1  # once
+    assert phone.prime_temps(TEMPS_OUT, read_at=clock[0])
+    clock[0] += 3.0  # older than PRIMED_TEMPS_MAX_S: read again
+    assert phone.temps().battery_temp_c == pytest.approx(35.5) and len(asked) == 2
+    assert not phone.prime_temps(TEMPS_OUT.replace("@@harness:end\n", ""), read_at=clock[0])
+    assert phone.temps().battery_temp_c == pytest.approx(35.5) and len(asked) == 3

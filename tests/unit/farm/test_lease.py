@@ -12,6 +12,7 @@ import pytest
 
 from harness.device.errors import DeviceError
 from harness.farm.lease import (
+    ALSO_MARK,
     LIVE_MARK,
     RECORD_MARK,
     TOOK_MARK,
@@ -109,8 +110,8 @@ def test_the_shared_lock_dir_refuses_a_planted_symlink(tmp_path: Path,
         assert oct((tmp_path / "leases" / "PHONE2.lock").stat().st_mode & 0o777) == "0o666"
 
 
-def _take(tmp_path: Path, me: Holder, force: bool = False) -> str:
-    command = take_phone_lease_command(me, "run $(touch pwned)", 60, force=force)
+def _take(tmp_path: Path, me: Holder, force: bool = False, also: str = "") -> str:
+    command = take_phone_lease_command(me, "run $(touch pwned)", 60, force=force, also=also)
     local = command.replace("/data/local/tmp/.harness", str(tmp_path / "h"))
     return subprocess.run(["sh", "-c", local], check=True, cwd=tmp_path, capture_output=True,
                           text=True).stdout
@@ -160,3 +161,20 @@ def test_a_forced_take_writes_over_a_live_looking_record(tmp_path: Path) -> None
     found = parse_phone_lease(f"{RECORD_MARK}{int(time.time())}\n"
                               f"{(tmp_path / 'h' / 'lease').read_text()}")
     assert found is not None and found.holder == me
+
+
+@pytest.mark.parametrize("live_holder", [False, True])
+def test_the_callers_also_command_runs_last_and_only_once_the_record_is_ours(
+        tmp_path: Path, live_holder: bool) -> None:
+    me = Holder("h'ost", 7, "b:1")
+    if live_holder:  # another host's live record: nothing is taken, nothing else runs
+        (tmp_path / "h").mkdir()
+        (tmp_path / "h" / "lease").write_text(
+            f"host=lab2\npid=42\nttl=60\nheartbeat={int(time.time())}\n")
+    out = _take(tmp_path, me, also="echo temps; echo 41")
+    if live_holder:
+        assert TOOK_MARK not in out and ALSO_MARK not in out and "temps" not in out
+        return
+    _, _, after = out.partition(f"\n{TOOK_MARK}\n")
+    _, _, live = after.partition(f"{LIVE_MARK}\n")
+    assert live.rpartition(f"{ALSO_MARK}\n")[2] == "temps\n41\n"
