@@ -17,7 +17,10 @@ never 5037), defines an asset set ``bench`` over a tree of ``--files`` files (``
 MiB; mtimes backdated an hour, as assets are) and prints each ratio of issue 12:
 
   noop    harness push bench (all up to date)   vs  adb push --sync DIR
+  noop-floor  a python process running only the sync library on the same set  vs  the same
+          (what any Python tool pays: interpreter, the library's imports, the sync itself)
   one     the same with one file changed        vs  adb push --sync DIR
+  one-floor   the floor process with one file changed  vs  the same
   cold    harness push bench to an empty phone  vs  adb push DIR
   help    harness --help                        vs  python -c pass (same interpreter)
   run     harness run sd15-512 (synced phone)   vs  its steps as bare adb processes: push
@@ -57,6 +60,15 @@ SD15_STEP = ("CLML_NO_REUSE_TNN=1 /data/local/tmp/sd15_pipeline_run "
              "/data/local/tmp/sd15_clml/sd15_clml_weights 20")
 SD15_OUT = "/data/local/tmp/output/clml_stable_diffusion_output.qfp32"
 SD15_IDS = "/data/local/tmp/sd15_clml/sd15_clml_weights/clip_ids.i32"
+
+
+FLOOR_SCRIPT = (
+    "import sys; from pathlib import Path; "
+    "from harness.assets.sets import AssetEntry, AssetSet; "
+    "from harness.assets.sync import Syncer; "
+    "from harness.device.device import AdbEndpoint, Device; "
+    "d = Device(sys.argv[1], AdbEndpoint('127.0.0.1', int(sys.argv[2]))); "
+    "Syncer(d).sync([AssetSet('bench', [AssetEntry(Path(sys.argv[3]), sys.argv[4])])])")
 
 
 CPU: dict[int, float] = {}  # id(list of wall times) -> CPU seconds, one per timing
@@ -132,7 +144,7 @@ class Bench:
 
     def report(self) -> None:
         med = statistics.median
-        print(f"{'case':8} {'harness s (min-max)':>24} {'baseline s (min-max)':>24} "
+        print(f"{'case':10} {'harness s (min-max)':>22} {'baseline s (min-max)':>24} "
               f"{'result':>14}  {'CPU s h/b':>11}  goal")
         for name, ours, base, goal, kind in self.rows:
             if kind == "added":
@@ -140,7 +152,7 @@ class Bench:
             else:
                 result = f"{med(ours) / med(base):.2f}x"
             cpu = f"{CPU.get(id(ours), 0):.2f}/{CPU.get(id(base), 0):.2f}"
-            print(f"{name:8} {spread(ours):>24} {spread(base):>24} {result:>14}  {cpu:>11}  "
+            print(f"{name:10} {spread(ours):>22} {spread(base):>24} {result:>14}  {cpu:>11}  "
                   f"{goal}")
         print("CPU s h/b: median user+system CPU of the harness / baseline processes per "
               "timing (the token row: library calls, 0); the phones' own CPU is not in it. "
@@ -182,8 +194,18 @@ def sync_cases(b: Bench, files: int, size_mib: int) -> None:
         os.utime(victim, (stamp[0], stamp[0]))
 
     one = alternate(lambda: b.proc(push), lambda: b.proc(adb_sync), b.repeat, before=change)
+    # The floor of any Python tool doing this sync: one process that starts the same
+    # interpreter, imports only the sync library and runs it on the same set (no CLI, no
+    # farm or asset files, no lease), next to the same adb push --sync.
+    floor = [sys.executable, "-c", FLOOR_SCRIPT, serial, str(b.state.adb_port), str(src),
+             h_dest]
+    noop_floor = alternate(lambda: b.proc(floor), lambda: b.proc(adb_sync), b.repeat)
+    one_floor = alternate(lambda: b.proc(floor), lambda: b.proc(adb_sync), b.repeat,
+                          before=change)
     b.record("noop", *noop, "<= 3x")
+    b.record("noop-floor", *noop_floor, "(python + sync library; no goal)")
     b.record("one", *one, "<= 3x")
+    b.record("one-floor", *one_floor, "(python + sync library; no goal)")
     b.record("cold", *cold, "<= 1.05x")
     wipe()
 
