@@ -68,8 +68,14 @@ from harness.logs import get_logger
 from harness.recipes.plan import Plan
 from harness.results import benches
 from harness.results.store import Store
-from harness.run.runner import RunEvents, Runner, RunOptions, RunRequest, build_plan
-from harness.run.telemetry import TelemetryOptions
+from harness.run.runner import (
+    RunEvents,
+    Runner,
+    RunOptions,
+    RunRequest,
+    build_plan,
+    telemetry_options,
+)
 
 log = get_logger(__name__)
 
@@ -436,7 +442,7 @@ class Bench:
                               wait.to_dict())
         sign = self._current_signs.get(cell.serial, "auto")
         options = RunOptions(thermal=limits, offline_wait_s=t.offline_wait_s,
-                             telemetry=TelemetryOptions(current_sign=sign),
+                             telemetry=telemetry_options(None, cell.plan, sign),
                              bench_id=self.bench_id)
         runner = Runner(cell.plan, device, store, self.request.logs_dir,
                         RunEvents(warning=self.events.warning), (), False, options)

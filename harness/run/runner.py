@@ -598,14 +598,15 @@ class RunRequest:
     telemetry_interval_s: float | None = None  # None: the recipe's telemetry_interval_s
 
 
-def telemetry_options(request: RunRequest, plan: Plan,
+def telemetry_options(request: RunRequest | None, plan: Plan,
                       current_sign: str = "auto") -> TelemetryOptions:
-    """The command line's choice, else the recipe's parameters ``telemetry`` (bool) and
-    ``telemetry_interval_s``, else on every 0.1 s; ``current_sign`` from the farm file."""
-    enabled = request.telemetry
+    """The command line's choice (``request``; None: a bench, which has none), else the
+    recipe's parameters ``telemetry`` (bool) and ``telemetry_interval_s``, else on every
+    0.1 s; ``current_sign`` from the farm file."""
+    enabled = request.telemetry if request is not None else None
     if enabled is None:
         enabled = plan.params.get("telemetry") is not False
-    interval = request.telemetry_interval_s
+    interval = request.telemetry_interval_s if request is not None else None
     if interval is None:
         value = plan.params.get("telemetry_interval_s")
         interval = float(value) if isinstance(value, int | float) and value > 0 else None

@@ -212,6 +212,10 @@ def test_run_option_beats_the_recipe_parameter() -> None:
     assert telemetry_options(RunRequest("sd15-512"), quiet) == TelemetryOptions(False, 0.5)
     request = RunRequest("sd15-512", telemetry=True, telemetry_interval_s=0.02)
     assert telemetry_options(request, quiet) == TelemetryOptions(True, 0.02)
+    # a bench (no command line) follows the recipe's parameters, as harness run does
+    assert telemetry_options(None, quiet, "discharge-positive") == \
+        TelemetryOptions(False, 0.5, current_sign="discharge-positive")
+    assert telemetry_options(None, plan) == TelemetryOptions()
     # the farm file's current_sign for the phone reaches the options
     assert telemetry_options(request, quiet, "discharge-positive") == \
         TelemetryOptions(True, 0.02, current_sign="discharge-positive")
