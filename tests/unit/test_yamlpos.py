@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness import yamlpos
+from harness import yamlparse, yamlpos
 from harness.errors import ConfigError
 from harness.yamlpos import PosDict, PosList, load_yaml_text
 
@@ -29,7 +29,7 @@ def test_the_fast_loader_gives_the_pure_loaders_data_and_positions(
         path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = path.read_text()
     fast = load_yaml_text(text, str(path))
-    monkeypatch.setattr(yamlpos, "_FastLoader", None)
+    monkeypatch.setattr(yamlparse, "_FastLoader", None)
     pure = load_yaml_text(text, str(path))
     assert positions(fast) == positions(pure)
 
@@ -49,4 +49,4 @@ def test_errors_carry_the_pure_loaders_message_and_line(text: str, message: str)
 def test_libyaml_is_used_when_pyyaml_has_it() -> None:
     import yaml
 
-    assert (yamlpos._FastLoader is not None) == bool(getattr(yaml, "__with_libyaml__", False))
+    assert (yamlparse._FastLoader is not None) == bool(getattr(yaml, "__with_libyaml__", False))
