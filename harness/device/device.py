@@ -295,6 +295,8 @@ class Device:
         read_at = time.monotonic()
         from harness.device.facts import FACTS_COMMAND, parse_facts
 
+        self._temps_read = None  # read again here, later: a primed read is older than these
+
         result = self.run(FACTS_COMMAND, timeout=60)
         facts = parse_facts(self.serial, result.out)
         self.remember_facts(facts, read_at)

@@ -11,6 +11,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -145,3 +146,18 @@ def test_temperatures_primed_by_another_round_trip_are_taken_once_while_fresh(
     assert phone.temps().battery_temp_c == pytest.approx(35.5) and len(asked) == 2
     assert not phone.prime_temps(TEMPS_OUT.replace("@@harness:end\n", ""), read_at=clock[0])
     assert phone.temps().battery_temp_c == pytest.approx(35.5) and len(asked) == 3
+
+
+def test_a_full_facts_read_voids_primed_temperatures() -> None:
+    # Primed before a run, then a full read (which has temperatures of its own): the primed
+    # ones must not come back later as the run's "after".
+    asked: list[str] = []
+
+    def script(line: str) -> Packets:
+        asked.append(line)
+        return [(1, TEMPS_OUT.replace("301", "355").encode()), (3, b"\0")]
+
+    phone = V2Phone(script)
+    assert phone.prime_temps(TEMPS_OUT, read_at=time.monotonic())
+    phone.facts()
+    assert phone.temps().battery_temp_c == pytest.approx(35.5) and len(asked) == 2
