@@ -154,6 +154,11 @@ class Bench:
             cpu = f"{CPU.get(id(ours), 0):.2f}/{CPU.get(id(base), 0):.2f}"
             print(f"{name:10} {spread(ours):>22} {spread(base):>24} {result:>14}  {cpu:>11}  "
                   f"{goal}")
+        for name, _, base, _, _ in self.rows:
+            slow = sum(1 for x in base if x >= 2 * min(base))
+            if slow and slow < len(base):
+                print(f"{name}: the baseline is bimodal here: {slow} of {len(base)} timings "
+                      f"took 2x or more its fastest ({min(base):.3f} s); compare with care")
         print("CPU s h/b: median user+system CPU of the harness / baseline processes per "
               "timing (the token row: library calls, 0); the phones' own CPU is not in it. "
               "Under load (see above) the CPU-heavy side loses more wall time.")

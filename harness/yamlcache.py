@@ -87,9 +87,9 @@ def put(path: Path, st: os.stat_result, data: Any) -> None:
         encoded = _encode(data)
     except (TypeError, RecursionError):
         return  # a value marshal cannot hold: parsed every time
-    entry = _entry_path(path)
-    tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
     with contextlib.suppress(OSError, ValueError):  # ValueError: deeper than marshal goes
+        entry = _entry_path(path)  # (HARNESS_HOME itself may be unwritable)
+        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
         entry.parent.mkdir(parents=True, exist_ok=True)
         try:
             with tmp.open("wb") as fh:

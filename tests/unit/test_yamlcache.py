@@ -121,6 +121,16 @@ def test_a_cache_that_cannot_be_written_only_costs_the_parse(home: Path,
     assert (home / "cache").read_text().startswith("a file")
 
 
+def test_an_unusable_harness_home_only_costs_the_parse(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("HARNESS_HOME", str(blocker / "home"))  # cannot be created
+    path = tmp_path / "farm.yaml"
+    path.write_text(TEXT)
+    assert load_yaml(path)["sim"] is True
+
+
 def test_a_hit_does_not_import_pyyaml(home: Path, tmp_path: Path) -> None:
     path = tmp_path / "farm.yaml"
     path.write_text(TEXT)
