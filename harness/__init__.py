@@ -3,8 +3,8 @@
 Layers, each a package, importing downwards only (``tests/unit/test_layers.py`` keeps it so):
 ``cli`` -> ``run`` -> ``results`` -> ``recipes`` -> ``assets``, ``farm`` -> ``device`` ->
 shared ground (``errors``, ``home``, ``config``, ``yamlpos`` with ``yamlparse`` and
-``yamlcache``, ``console``, ``clip``, ``holder``, ``logs``); ``sim`` is the virtual phone,
-used by ``cli``, ``farm`` and tests. The README's "Code map" has one line each.
+``yamlcache``, ``statkey``, ``console``, ``clip``, ``holder``, ``logs``); ``sim`` is the
+virtual phone, used by ``cli``, ``farm`` and tests. The README's "Code map" has one line each.
 """
 
 __version__ = "0.1.0"

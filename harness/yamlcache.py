@@ -4,11 +4,10 @@ alone is ~15 ms of a ~0.15 s ``harness push`` (issue 12).
 
 An entry is the parse of one file (:class:`harness.yamlpos.PosDict` / ``PosList`` trees with
 their line numbers, as builtin values for :mod:`marshal`, which needs no import) with the
-file's stat as git's index records it: device, inode, size, mtime and ctime in nanoseconds.
-An edit changes ctime even when ``touch -r`` restores the mtime. An entry written less than
-:data:`RACY_S` after the file last changed cannot vouch for it (an edit in the same
-timestamp tick keeps every field): it is not used, and the next parse rewrites it (git's
-"racy clean" rule, ``Documentation/technical/racy-git.txt``). The parser's identity (PyYAML's
+file's :func:`harness.statkey.stat_key` (as git's index records it: an edit changes ctime
+even when ``touch -r`` restores the mtime). An entry that :func:`harness.statkey.vouches`
+does not accept (written too soon after the file's last change) is not used, and the next
+parse rewrites it. The parser's identity (PyYAML's
 location and stat, this format's version) is part of the entry: another PyYAML parses
 again. A file whose values marshal cannot hold (YAML timestamps) is never cached. Any
 problem with the cache (unreadable, corrupt, read-only) means parsing as if it were empty.
@@ -25,15 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.home import harness_home
+from harness.statkey import stat_key, vouches
 
 FORMAT = 1
-RACY_S = 2.0  # FAT and some network file systems keep mtimes to 2 s
 _DIR = ("cache", "yaml")
 _parser_key: tuple[Any, ...] | None = None
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, ...]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def parser_key() -> tuple[Any, ...]:
@@ -47,7 +42,7 @@ def parser_key() -> tuple[Any, ...]:
             folder = Path(origin).parent
             for entry in sorted(folder.iterdir()):  # the C extension and every module
                 with contextlib.suppress(OSError):
-                    parts.append((entry.name, *_stat_key(entry.stat())))
+                    parts.append((entry.name, *stat_key(entry.stat())))
         _parser_key = tuple(parts)
     return _parser_key
 
@@ -67,13 +62,11 @@ def get(path: Path, st: os.stat_result) -> tuple[bool, Any]:
     try:
         raw = _entry_path(path).read_bytes()
         # Our own file under HARNESS_HOME (marshal only builds builtin values).
-        fmt, key, absolute, stat_key, written_ns, encoded = marshal.loads(raw)  # noqa: S302
+        fmt, key, absolute, recorded, written_ns, encoded = marshal.loads(raw)  # noqa: S302
     except (OSError, EOFError, ValueError, TypeError):
         return False, None
-    now = _stat_key(st)
-    if (fmt != FORMAT or absolute != _absolute(path) or tuple(stat_key) != now
-            or tuple(key) != parser_key()
-            or written_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_S * 1e9):
+    if (fmt != FORMAT or absolute != _absolute(path) or tuple(recorded) != stat_key(st)
+            or tuple(key) != parser_key() or not vouches(st, written_ns)):
         return False, None
     try:
         return True, _decode(encoded, str(path))
@@ -95,7 +88,7 @@ def put(path: Path, st: os.stat_result, data: Any) -> None:
             with tmp.open("wb") as fh:
                 written_ns = os.fstat(fh.fileno()).st_mtime_ns  # the file system's clock
                 fh.write(marshal.dumps((FORMAT, parser_key(), _absolute(path),
-                                        _stat_key(st), written_ns, encoded)))
+                                        stat_key(st), written_ns, encoded)))
             tmp.replace(entry)
         finally:
             with contextlib.suppress(OSError):

@@ -4,10 +4,12 @@ The cache is a small SQLite file under ``$HARNESS_HOME/cache/``. An entry is key
 git's index keys a file (git ``read-cache.c`` ``match_stat_data`` / ``is_racy_timestamp``):
 size, mtime, ctime (nanoseconds), inode and device must all still match, so a file rewritten
 and given its old mtime back (``touch -r``, an unpacked archive) is re-hashed: its ctime moved,
-and ctime cannot be set from user space. A file whose mtime is within a second of the time its
-entry was written is "racily clean" -- it may have changed again within the filesystem's
-timestamp granularity without its stat showing it -- so such an entry is never trusted: the
-file is hashed again next time (and the new entry, written later, is then trusted).
+and ctime cannot be set from user space. A file whose mtime is within
+:data:`harness.statkey.RACY_NS` of the time its entry was written is "racily clean" -- it may
+have changed again within the filesystem's timestamp granularity without its stat showing
+it -- so such an entry is never trusted: the file is hashed again next time (and the new
+entry, written later, is then trusted). The key and the rule are :mod:`harness.statkey`'s,
+shared with the other stat-keyed caches.
 
 It is a cache: when the table's columns differ from this module's (an older harness), the
 table is dropped and recreated. Hashing runs in threads: hashlib releases the GIL.
@@ -25,22 +27,15 @@ from pathlib import Path
 
 from harness.home import harness_home
 from harness.logs import get_logger
+from harness.statkey import Key, stat_key, vouches
 
 log = get_logger(__name__)
 
 HASH_BLOCK_BYTES = 1024 * 1024
-RACY_NS = 1_000_000_000  # an mtime this close to its entry's write time is not trusted
 COLUMNS = ("path", "size", "mtime_ns", "ctime_ns", "ino", "dev", "written_ns", "sha256")
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, "
            "mtime_ns INTEGER, ctime_ns INTEGER, ino INTEGER, dev INTEGER, "
            "written_ns INTEGER, sha256 TEXT)")
-_Key = tuple[int, int, int, int, int]  # size, mtime_ns, ctime_ns, ino, dev
-
-
-def _stat_key(st: os.stat_result) -> _Key:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-
-
 def sha256_file(path: Path) -> str:
     import hashlib  # here: a sync whose cache knows every file hashes nothing (~3 ms)
 
@@ -105,15 +100,14 @@ class HashCache:
         ``stats`` (one per path) saves a stat call per file when the caller has them.
         """
         result: dict[str, str] = {}
-        todo: list[tuple[str, str, _Key]] = []
+        todo: list[tuple[str, str, Key]] = []
         keys = [os.path.abspath(p) for p in paths]  # noqa: PTH100 - strings on purpose
         rows = self._lookup(keys)
         for i, (path, key) in enumerate(zip(paths, keys, strict=True)):
             st = stats[i] if stats is not None else os.stat(path)  # noqa: PTH116
-            want = _stat_key(st)
+            want = stat_key(st)
             cached = rows.get(key)
-            if (cached is not None and cached[0] == want
-                    and st.st_mtime_ns + RACY_NS <= cached[1]):
+            if cached is not None and cached[0] == want and vouches(st, cached[1]):
                 result[path] = cached[2]
             else:
                 todo.append((path, key, want))
@@ -131,9 +125,9 @@ class HashCache:
                 result[path] = digest
         return result
 
-    def _lookup(self, keys: Sequence[str]) -> dict[str, tuple[_Key, int, str]]:
+    def _lookup(self, keys: Sequence[str]) -> dict[str, tuple[Key, int, str]]:
         """The cached (stat key, written_ns, sha256) of each absolute path that has one."""
-        rows: dict[str, tuple[_Key, int, str]] = {}
+        rows: dict[str, tuple[Key, int, str]] = {}
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]

@@ -3,12 +3,10 @@ building it again (that needs numpy and hashes ~1 MB: ~60 ms of every ``harness 
 ``harness push`` on a virtual phone, issue 12).
 
 The stamp records what wrote the tree (a digest of the generating modules' sources, the
-interpreter and the checkout the wrapper scripts point to) and each file's stat as git's
-index does (size, mtime, ctime, inode, mode): an edit, even one that restores the old mtime
-with ``touch -r``, changes ctime. A stamp written less than :data:`RACY_S` after a file last
-changed cannot vouch for it (timestamps are coarse: an edit in the same tick keeps them), so
-then the tree is checked by content once more and the stamp written again (git's "racy
-clean" rule, ``Documentation/technical/racy-git.txt``).
+interpreter and the checkout the wrapper scripts point to) and each file's mode and
+:func:`harness.statkey.stat_key`. A stamp that :func:`harness.statkey.vouches` does not accept
+for some file (written too soon after it changed) leaves the tree to be checked by content
+once more, and the stamp is written again.
 """
 
 from __future__ import annotations
@@ -20,8 +18,9 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from harness.statkey import stat_key, vouches
+
 STAMP_SUFFIX = ".stamp.json"  # beside the tree, never in it (a set may sync the whole tree)
-RACY_S = 2.0  # FAT and some network file systems keep mtimes to 2 s
 _SOURCES = ("assets.py", "devtools.py", "../clip.py")  # what demo_files() depends on
 
 
@@ -37,9 +36,8 @@ def stamp_path(dest: Path) -> Path:
     return dest.with_name(dest.name + STAMP_SUFFIX)
 
 
-def _stat_of(path: Path) -> list[int]:
-    st = path.lstat()
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode]
+def _recorded(st: os.stat_result) -> list[int]:
+    return [*stat_key(st), st.st_mode]
 
 
 def is_current(dest: Path) -> bool:
@@ -50,33 +48,22 @@ def is_current(dest: Path) -> bool:
         if stamp["key"] != generator_key():
             return False
         files: dict[str, list[int]] = stamp["files"]
-        newest = 0
         for rel, recorded in files.items():
-            now = _stat_of(dest / rel)
-            if now != recorded:
+            st = (dest / rel).lstat()
+            if _recorded(st) != recorded or not vouches(st, written_ns):
                 return False
-            newest = max(newest, now[1], now[2])
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return written_ns - newest >= RACY_S * 1e9
+    return True
 
 
 def write_stamp(dest: Path, rels: Iterable[str]) -> None:
     """Record the files ``rels`` of ``dest`` as just written (or checked) by content."""
-    files = {rel: _stat_of(dest / rel) for rel in rels}
-    text = json.dumps({"key": generator_key(), "written_ns": _now_ns(dest),
-                       "files": files})
+    files = {rel: _recorded((dest / rel).lstat()) for rel in rels}
     path = stamp_path(dest)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    with tmp.open("w") as fh:
+        written_ns = os.fstat(fh.fileno()).st_mtime_ns  # the file system's own clock
+        fh.write(json.dumps({"key": generator_key(), "written_ns": written_ns,
+                             "files": files}))
     tmp.replace(path)
-
-
-def _now_ns(dest: Path) -> int:
-    """The file system's own clock (a fresh file's mtime), which stamps the files too."""
-    probe = dest / f".{dest.name}{STAMP_SUFFIX}.{os.getpid()}.clock"
-    probe.write_bytes(b"")
-    try:
-        return probe.stat().st_mtime_ns
-    finally:
-        probe.unlink()

@@ -15,11 +15,11 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "harness"
 
-# harness/*.py: errors, home, config, yamlpos (+ yamlparse, yamlcache), console, clip, cancel,
-# holder, logs
+# harness/*.py: errors, home, config, yamlpos (+ yamlparse, yamlcache), statkey, console, clip,
+# cancel, holder, logs
 GROUND = "ground"
 GROUND_MODULES = {"__init__", "errors", "home", "config", "yamlpos", "yamlparse", "yamlcache",
-                  "console", "clip", "cancel", "holder", "logs"}
+                  "statkey", "console", "clip", "cancel", "holder", "logs"}
 
 # layer -> the layers it may import (itself and shared ground always allowed)
 ALLOWED: dict[str, set[str]] = {

@@ -13,6 +13,7 @@ import pytest
 
 from harness import yamlcache
 from harness.errors import ConfigError
+from harness.statkey import RACY_NS
 from harness.yamlpos import load_yaml
 from tests.unit.test_yamlpos import positions
 
@@ -42,7 +43,7 @@ def test_a_hit_gives_the_same_data_and_positions(home: Path, tmp_path: Path) -> 
     path.write_text(TEXT)
     parsed = load_yaml(path)
     assert _cached(path) == (False, None)  # written in the file's own tick: racy
-    _age_entry(path, yamlcache.RACY_S + 1)
+    _age_entry(path, RACY_NS / 1e9 + 1)
     hit, data = _cached(path)
     assert hit and positions(data) == positions(parsed)
     assert positions(load_yaml(path)) == positions(parsed)
@@ -52,7 +53,7 @@ def test_an_edit_that_keeps_size_and_mtime_is_parsed_again(home: Path, tmp_path:
     path = tmp_path / "farm.yaml"
     path.write_text(TEXT)
     load_yaml(path)
-    _age_entry(path, yamlcache.RACY_S + 1)
+    _age_entry(path, RACY_NS / 1e9 + 1)
     before = path.stat()
     path.write_text(TEXT.replace("5037", "5038"))  # same size
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # touch -r
@@ -77,7 +78,7 @@ def test_a_damaged_or_foreign_entry_is_a_miss(home: Path, tmp_path: Path, damage
     path = tmp_path / "farm.yaml"
     path.write_text(TEXT)
     load_yaml(path)
-    _age_entry(path, yamlcache.RACY_S + 1)
+    _age_entry(path, RACY_NS / 1e9 + 1)
     entry = yamlcache._entry_path(path)
     fields = list(marshal.loads(entry.read_bytes()))
     if damage == "garbage":
@@ -135,7 +136,7 @@ def test_a_hit_does_not_import_pyyaml(home: Path, tmp_path: Path) -> None:
     path = tmp_path / "farm.yaml"
     path.write_text(TEXT)
     load_yaml(path)
-    _age_entry(path, yamlcache.RACY_S + 1)
+    _age_entry(path, RACY_NS / 1e9 + 1)
     code = ("import sys; from pathlib import Path; from harness.yamlpos import load_yaml; "
             "d = load_yaml(Path(sys.argv[1])); "
             "print(d.pos_of('sim').line, 'yaml' in sys.modules)")

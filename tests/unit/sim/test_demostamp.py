@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.sim import assets, demostamp
+from harness.statkey import RACY_NS
 
 
 def _age_stamp(dest: Path, seconds: float) -> None:
@@ -30,12 +31,12 @@ def test_a_fresh_stamp_is_racy_and_an_older_one_vouches(tree: Path) -> None:
     assert demostamp.stamp_path(tree).is_file()
     assert not list(tree.rglob("*.json"))  # beside the tree, never in it
     assert not demostamp.is_current(tree)  # written in the same tick as the files
-    _age_stamp(tree, demostamp.RACY_S + 1)
+    _age_stamp(tree, RACY_NS / 1e9 + 1)
     assert demostamp.is_current(tree)
 
 
 def test_an_edit_that_keeps_size_and_mtime_is_seen(tree: Path) -> None:
-    _age_stamp(tree, demostamp.RACY_S + 1)
+    _age_stamp(tree, RACY_NS / 1e9 + 1)
     victim = tree / assets.SD15_WEIGHTS / "unet.bin"
     before = victim.stat()
     data = bytearray(victim.read_bytes())
@@ -49,7 +50,7 @@ def test_an_edit_that_keeps_size_and_mtime_is_seen(tree: Path) -> None:
 @pytest.mark.parametrize("change", ["delete", "chmod", "stamp", "key"])
 def test_what_else_voids_the_stamp(tree: Path, change: str,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    _age_stamp(tree, demostamp.RACY_S + 1)
+    _age_stamp(tree, RACY_NS / 1e9 + 1)
     if change == "delete":
         (tree / assets.MNN_FUSE / "libMNN.so").unlink()
     elif change == "chmod":
@@ -66,5 +67,5 @@ def test_building_again_repairs_and_leaves_a_tree_the_stamp_vouches_for(tree: Pa
     assets.build_demo_assets(tree)
     assert (tree / assets.SD15_WEIGHTS / "unet.bin").stat().st_size == \
         assets.SD15_FILES["unet.bin"]
-    _age_stamp(tree, demostamp.RACY_S + 1)
+    _age_stamp(tree, RACY_NS / 1e9 + 1)
     assert demostamp.is_current(tree)
