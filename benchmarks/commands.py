@@ -251,7 +251,7 @@ def run_cases(b: Bench) -> None:
     b.record("token", *alternate(lambda: device.push_bytes(data, "/data/local/tmp/tok_h"),
                                  lambda: b.proc(b.adb(serial, "push", str(ids),
                                                       "/data/local/tmp/tok_a")),
-                                 b.repeat * 2), "<= 2x")
+                                 b.repeat * 2), "<= 2x (an in-process call vs a whole adb process)")
     # The same write as a whole process (interpreter, imports, one push_bytes) next to the
     # whole adb process: what a script calling harness's library for one file waits for.
     script = ("import sys; from pathlib import Path; "
